@@ -1,0 +1,5 @@
+"""The one exception type the command line turns into a clean `error: ...` line and exit code 2."""
+
+
+class UserError(Exception):
+    """Something the user (or the agent) can fix; the message names the file, the field and the fix."""
