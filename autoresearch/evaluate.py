@@ -172,12 +172,12 @@ def install_guard(root: Path) -> None:
 
 def main(argv: list[str]) -> int:
     mode, train_path = argv[0], Path(argv[1]).resolve()
+    import pandas as pd
+
     from autoresearch.config import load_config
     from autoresearch.metrics import resolve_metric
     from autoresearch.prepared import FOLDS, HOLDOUT, TRAIN, load_manifest
     from autoresearch.splits import load_folds
-
-    import pandas as pd
 
     cfg = load_config()
     manifest = load_manifest(cfg)

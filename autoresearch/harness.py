@@ -31,10 +31,10 @@ def ensure_prepared(cfg: Config, quiet: bool = False) -> dict:
 
 
 def evaluate(cfg: Config, train_py: Path, mode: str = "cv", log_path: Path | None = None,
-             budget_s: float | None = None) -> RunResult:
+             budget_s: float | None = None, token: str | None = None) -> RunResult:
     argv = [sys.executable, "-m", "autoresearch.evaluate", mode, str(train_py)]
     return run_child(argv, cwd=cfg.root, budget_s=budget_s or cfg.budget_s, memory_mb=cfg.memory_mb,
-                     log_path=log_path, env=child_env(cfg))
+                     log_path=log_path, env=child_env(cfg), token=token)
 
 
 def error_tail(result: RunResult, lines: int = TAIL_LINES) -> list[str]:

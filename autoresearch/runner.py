@@ -48,13 +48,15 @@ class RunResult:
 
 
 def run_child(argv: list[str], *, cwd: Path, budget_s: float, memory_mb: int, log_path: Path | None,
-              env: dict | None = None, on_event=None) -> RunResult:
+              env: dict | None = None, on_event=None, token: str | None = None) -> RunResult:
     """Run argv; the child writes JSON lines to the fd named in $AUTORESEARCH_RESULT_FD.
 
-    on_event(event) may return "stop" to have the child killed early (not a failure).
+    on_event(event) may return "stop" to have the child killed early (not a failure). `token` marks
+    every process of this run; a caller that may itself be killed records it, so kill_token can
+    clean up after it.
     """
     _become_subreaper()
-    token = uuid.uuid4().hex
+    token = token or new_token()
     rfd, wfd = os.pipe()
     child_env = dict(os.environ if env is None else env)
     child_env.update({TOKEN_VAR: token, RESULT_FD_VAR: str(wfd), "PYTHONUNBUFFERED": "1"})
@@ -179,7 +181,24 @@ class _CappedLog:
 # Limits and killing
 
 
+def new_token() -> str:
+    return uuid.uuid4().hex
+
+
+def kill_token(token: str) -> int:
+    """Kill every process carrying `token` (left behind when the parent was killed); returns how many."""
+    pids = [pid for pid, _, _, state, _ in _processes() if state != "Z" and _has_token(pid, token)]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return len(pids)
+
+
 def _limit_child(memory_mb: int) -> None:
+    # if the parent (a step) is killed with -9, the child dies with it instead of running on unbudgeted
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # Address space is a backstop for a single runaway allocation; the RSS watchdog is the real cap,
     # because thread stacks and arenas reserve far more address space than they ever touch.

@@ -1,0 +1,120 @@
+"""The keep rule: is the candidate really better than the incumbent, or did it only move noise?
+
+Both were scored on identical folds, so the per-fold differences are paired. The folds of repeated CV
+overlap, which makes the naive t-test far too eager; Nadeau and Bengio's corrected resampled t-test
+inflates the variance by the test/train size ratio to account for that:
+
+    t = mean(d) / sqrt((1/n + n_test/n_train) * var(d))        d = per-fold improvement, n folds
+
+Pure Python on purpose: importing scipy costs more than the whole rest of a step's bookkeeping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+KEEP, NOOP, DISCARD, SIMPLIFY = "keep", "noop", "discard", "simplify"
+CRASH, TIMEOUT, INVALID, BASELINE = "crash", "timeout", "invalid", "baseline"
+KEPT_STATUSES = (BASELINE, KEEP, SIMPLIFY)
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    status: str
+    delta: float  # mean improvement, positive = better whatever the metric's direction
+    p_value: float  # one-sided p of "the candidate is better" (nan for the strict rule)
+    p_worse: float  # one-sided p of "the candidate is worse"
+    reason: str
+
+
+def improvements(candidate: list[float], incumbent: list[float], higher_is_better: bool) -> list[float]:
+    if len(candidate) != len(incumbent):
+        raise ValueError(f"{len(candidate)} candidate folds vs {len(incumbent)} incumbent folds: not paired")
+    sign = 1.0 if higher_is_better else -1.0
+    return [sign * (c - i) for c, i in zip(candidate, incumbent)]
+
+
+def decide(candidate: list[float], incumbent: list[float], *, higher_is_better: bool, ratio: float,
+           alpha: float = 0.1, min_delta: float = 0.0, rule: str = "paired", fewer_lines: bool = False) -> Verdict:
+    d = improvements(candidate, incumbent, higher_is_better)
+    delta = sum(d) / len(d)
+    if rule == "strict":
+        # the classic autoresearch rule, kept for comparison: any higher mean wins
+        status = KEEP if delta > 0 else (SIMPLIFY if delta == 0 and fewer_lines else NOOP if delta == 0 else DISCARD)
+        return Verdict(status, delta, math.nan, math.nan, "strict: mean improved" if delta > 0 else "strict: mean not improved")
+    p_better, p_worse = corrected_paired_p(d, ratio)
+    if p_better < alpha and delta >= min_delta and delta > 0:
+        return Verdict(KEEP, delta, p_better, p_worse, f"better with p={p_better:.3g} < alpha={alpha:g}")
+    if p_worse < alpha:
+        return Verdict(DISCARD, delta, p_better, p_worse, f"worse with p={p_worse:.3g} < alpha={alpha:g}")
+    if fewer_lines:
+        return Verdict(SIMPLIFY, delta, p_better, p_worse, "not significantly worse and fewer code lines")
+    why = f"gain {delta:.3g} below min_delta {min_delta:g}" if p_better < alpha else f"p={p_better:.3g} >= alpha={alpha:g}"
+    return Verdict(NOOP, delta, p_better, p_worse, f"no significant difference ({why})")
+
+
+def corrected_paired_p(d: list[float], ratio: float) -> tuple[float, float]:
+    """One-sided p-values (better, worse) of the Nadeau-Bengio corrected t-test on improvements d."""
+    n = len(d)
+    mean = sum(d) / n
+    var = sum((x - mean) ** 2 for x in d) / (n - 1) if n > 1 else 0.0
+    if var <= 1e-24:
+        # identical differences on every fold: the sign is certain, zero means no change at all
+        if abs(mean) <= 1e-12:
+            return 0.5, 0.5
+        return (0.0, 1.0) if mean > 0 else (1.0, 0.0)
+    t = mean / math.sqrt((1.0 / n + ratio) * var)
+    upper = t_sf(t, n - 1)
+    return upper, 1.0 - upper
+
+
+def noise_floor(scores: list[float], ratio: float) -> float:
+    """The corrected standard error of a CV mean: differences smaller than this are indistinguishable."""
+    n = len(scores)
+    if n < 2:
+        return math.nan
+    mean = sum(scores) / n
+    var = sum((x - mean) ** 2 for x in scores) / (n - 1)
+    return math.sqrt((1.0 / n + ratio) * var)
+
+
+# ---------------------------------------------------------------------------
+# Student's t survival function via the regularized incomplete beta function (Numerical Recipes 6.4)
+
+
+def t_sf(t: float, df: int) -> float:
+    """P(T > t) for Student's t with df degrees of freedom."""
+    x = df / (df + t * t)
+    tail = 0.5 * _betainc(df / 2.0, 0.5, x)
+    return tail if t > 0 else 1.0 - tail
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    ln_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(ln_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(ln_front) * _betacf(b, a, 1.0 - x) / b
+
+
+def _betacf(a: float, b: float, x: float, eps: float = 1e-15, max_iter: int = 500) -> float:
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, max_iter + 1):
+        m2 = 2 * m
+        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + aa / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < eps:
+            break
+    return h

@@ -1,0 +1,114 @@
+"""results.tsv: the append-only ledger, one row per experiment, never rewritten.
+
+Each row goes down in a single write() on an O_APPEND descriptor followed by fsync, so a reader sees
+either the whole row or none of it. A torn last line (a crash or a full disk mid-write) is moved aside
+to .autoresearch/results.torn-<time> before the next append, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+from autoresearch.errors import UserError
+
+FILENAME = "results.tsv"
+HEADER = ("iter", "tag", "time", "commit", "status", "metric", "delta", "p_value", "se",
+          "wall_s", "eval_s", "category", "hypothesis", "note")
+
+
+class LedgerError(UserError):
+    pass
+
+
+def path(root: Path) -> Path:
+    return root / FILENAME
+
+
+def _clean(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.6g}"
+    return " ".join(str(value).split())  # no tabs or newlines inside a field
+
+
+def format_row(row: dict) -> str:
+    unknown = set(row) - set(HEADER)
+    if unknown:
+        raise ValueError(f"unknown ledger fields {sorted(unknown)}")
+    return "\t".join(_clean(row.get(k)) for k in HEADER) + "\n"
+
+
+def append(root: Path, row: dict) -> None:
+    file = path(root)
+    repair(root)
+    data = format_row({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **row}).encode()
+    fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            data = ("\t".join(HEADER) + "\n").encode() + data
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(28, "short write")
+            os.fsync(fd)
+        except OSError as e:
+            os.ftruncate(fd, size)  # leave no torn row behind
+            raise LedgerError(
+                f"{file}: could not append the row ({e.strerror or e}); free disk space and run "
+                "`uv run autoresearch status` to record it (it is kept in .autoresearch/runs/<tag>/pending.json)"
+            ) from None
+    finally:
+        os.close(fd)
+
+
+def repair(root: Path) -> str | None:
+    """Move a torn last line aside; returns a note when something was repaired."""
+    file = path(root)
+    if not file.is_file():
+        return None
+    raw = file.read_bytes()
+    if not raw or raw.endswith(b"\n") and _whole(raw.rsplit(b"\n", 2)[-2]):
+        return None
+    body = raw[: raw.rfind(b"\n", 0, len(raw) - 1 if raw.endswith(b"\n") else len(raw)) + 1]
+    torn = raw[len(body):]
+    aside = root / ".autoresearch" / f"results.torn-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside.parent.mkdir(exist_ok=True)
+    aside.write_bytes(torn)
+    with open(file, "r+b") as f:
+        f.truncate(len(body))
+    return f"results.tsv had a torn last line; moved it to {aside.relative_to(root)}"
+
+
+def _whole(line: bytes) -> bool:
+    return line.count(b"\t") == len(HEADER) - 1
+
+
+def read(root: Path, tag: str | None = None) -> list[dict]:
+    file = path(root)
+    if not file.is_file():
+        return []
+    rows = []
+    with open(file, encoding="utf-8", errors="replace") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        for line in f:
+            if not line.endswith("\n"):
+                break  # torn last line: not a row
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != len(header):
+                continue
+            row = dict(zip(header, fields))
+            if tag is None or row.get("tag") == tag:
+                rows.append(row)
+    return rows
+
+
+def number(row: dict, key: str) -> float:
+    try:
+        return float(row.get(key, ""))
+    except ValueError:
+        return math.nan

@@ -1,0 +1,111 @@
+"""A static look at train.py before it runs: does it reach for the data files, the holdout or the
+harness's private state, or hide what it does from this check? Each finding names the line.
+
+This is one layer of three: the child process also guards file access at run time, and every frozen
+file is hashed before and after the run.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+ALLOWED_FROM_PREPARE = {"TASK", "METRIC", "SEED", "N_JOBS", "evaluate_cli"}
+FORBIDDEN_TEXT = re.compile(
+    r"holdout|\.autoresearch|results\.tsv|manifest\.json|train\.parquet|folds\.npz|(^|[/\\])data[/\\]",
+    re.IGNORECASE,
+)
+DYNAMIC = {"eval", "exec", "compile", "__import__", "globals", "vars"}
+FORBIDDEN_MODULES = {"autoresearch", "importlib", "git", "ctypes.util"}
+
+
+def findings(source: str) -> list[str]:
+    """Problems found in train.py; empty when it is clean. A syntax error is left to the run (a crash)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    out: list[str] = []
+    # bare string statements (docstrings, notes) cannot open anything: only strings in use are checked
+    prose = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}
+    for node in ast.walk(tree):
+        line = getattr(node, "lineno", "?")
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in prose \
+                and FORBIDDEN_TEXT.search(node.value):
+            out.append(f"line {line}: the string {_short(node.value)!r} points at the harness's data or state; "
+                       "train.py gets its rows from the harness only")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                top = alias.name.split(".")[0]
+                if top == "prepare":
+                    out.append(f"line {line}: `import prepare` exposes the harness; use "
+                               f"`from prepare import {', '.join(sorted(ALLOWED_FROM_PREPARE - {'evaluate_cli'}))}`")
+                elif top in FORBIDDEN_MODULES or alias.name in FORBIDDEN_MODULES:
+                    out.append(f"line {line}: `import {alias.name}` is not allowed in train.py (harness internals "
+                               "or dynamic imports)")
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if module == "prepare":
+                bad = [a.name for a in node.names if a.name not in ALLOWED_FROM_PREPARE]
+                if bad:
+                    out.append(f"line {line}: `from prepare import {', '.join(bad)}`: only "
+                               f"{', '.join(sorted(ALLOWED_FROM_PREPARE))} may be imported from prepare")
+            elif module.split(".")[0] in FORBIDDEN_MODULES:
+                out.append(f"line {line}: `from {module} import ...` is not allowed in train.py "
+                           "(harness internals or dynamic imports)")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in DYNAMIC:
+            out.append(f"line {line}: {node.func.id}() runs code this check cannot see; write the code directly")
+    return out
+
+
+def declarations(source: str) -> dict:
+    """HYPOTHESIS and CATEGORY as literal strings, without running train.py (None when not a literal)."""
+    out = {"HYPOTHESIS": None, "CATEGORY": None}
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        # a broken train.py is a crash, not an invalid step: still read its declarations line by line
+        for name in out:
+            m = re.search(rf"^{name}\s*=\s*(['\"])(.*)\1\s*(#.*)?$", source, re.MULTILINE)
+            out[name] = m.group(2) if m else None
+        return out
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if name in out and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                out[name] = node.value.value
+    return out
+
+
+def declaration_problems(source: str) -> list[str]:
+    d = declarations(source)
+    out = []
+    hyp = (d["HYPOTHESIS"] or "").strip()
+    if not hyp or "\n" in hyp:
+        out.append('HYPOTHESIS must be a one-line string literal, e.g. HYPOTHESIS = "LightGBM instead of logistic '
+                   'regression"; it becomes the commit message')
+    cat = (d["CATEGORY"] or "").strip()
+    if not cat or len(cat.split()) != 1:
+        out.append('CATEGORY must be one word in quotes, e.g. CATEGORY = "model" (features, model, params, '
+                   "preprocessing, ensemble, regularization, ...)")
+    return out
+
+
+def code_lines(source: str) -> int:
+    """Lines that carry code: not blank, not comments, not docstrings. The `simplify` status compares these."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return len([ln for ln in source.splitlines() if ln.strip() and not ln.strip().startswith("#")])
+    doc_lines: set[int] = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            doc_lines.update(range(body[0].lineno, body[0].end_lineno + 1))
+    return sum(1 for i, ln in enumerate(source.splitlines(), 1)
+               if ln.strip() and not ln.strip().startswith("#") and i not in doc_lines)
+
+
+def _short(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
