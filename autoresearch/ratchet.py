@@ -318,7 +318,7 @@ def _judge(cfg: Config, run: dict, pending: dict, result, damage: list[str], t0:
     inc = run["incumbent"]
     rec = {k: pending[k] for k in ("iter", "tag", "incumbent", "category", "hypothesis", "lines")}
     rec.update(commit=pending["candidate"], eval_s=result.wall_s, scores=fold_scores(result),
-               reason=result.reason, tail=[])
+               reason=result.reason, tail=[], note=_sweep_note(cfg, run["tag"]))
     done = result.last("done")
     if done:
         rec.update(mean=done["mean"], se=done["se"], fit_s=done.get("fit_s"))
@@ -378,8 +378,21 @@ def _bump_counters(run: dict, status: str, it: int) -> None:
     run["harness_errors"] = 0
 
 
+def _sweep_note(cfg: Config, tag: str) -> str:
+    """When train.py is exactly what `autoresearch sweep` wrote, the row says it came from a sweep."""
+    import hashlib
+
+    info = runstate.read_json(runstate.run_dir(cfg.root, tag) / "sweep.json") or {}
+    text = (cfg.root / gitops.TRAIN).read_bytes()
+    if info.get("train_sha256") != hashlib.sha256(text).hexdigest():
+        return ""
+    return (f"sweep: {info.get('trials', '?')} trials ({info.get('pruned', '?')} pruned), "
+            f"search best {info.get('best_value', float('nan')):.4g}")
+
+
 def _row(rec: dict) -> dict:
-    note = rec.get("note") or ("" if rec["status"] in (KEEP, BASELINE) else rec.get("reason") or "")
+    reason = "" if rec["status"] in (KEEP, BASELINE) else rec.get("reason") or ""
+    note = "; ".join(x for x in (rec.get("note"), reason) if x)
     return {"iter": rec["iter"], "tag": rec["tag"], "commit": (rec.get("commit") or "")[:12], "status": rec["status"],
             "metric": rec.get("mean"), "delta": rec.get("delta"), "p_value": rec.get("p_value"), "se": rec.get("se"),
             "wall_s": rec.get("wall_s"), "eval_s": rec.get("eval_s"), "category": rec.get("category"),
