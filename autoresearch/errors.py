@@ -3,3 +3,8 @@
 
 class UserError(Exception):
     """Something the user (or the agent) can fix; the message names the file, the field and the fix."""
+
+
+class NotCounted(UserError):
+    """A refusal that says nothing about the harness's health (busy lock, nothing to do): the stop gate's
+    count of harness failures ignores it."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from autoresearch import gitops, keep_rule, ledger, runstate
 from autoresearch.config import Config, load_config
-from autoresearch.errors import UserError
+from autoresearch.errors import NotCounted, UserError
 from autoresearch.harness import ensure_prepared, error_tail, evaluate, fold_scores
 from autoresearch.keep_rule import BASELINE, CRASH, INVALID, KEEP, SIMPLIFY, TIMEOUT
 from autoresearch.prepared import _write as reprepare
@@ -34,12 +34,13 @@ LABEL = {KEEP: "KEPT", SIMPLIFY: "SIMPLIFIED (kept)", keep_rule.NOOP: "NOOP (rev
 
 
 def add_arguments_start(p) -> None:
-    p.add_argument("tag", help="run name: the branch is autoresearch/<tag> (created, or resumed if it exists)")
+    p.add_argument("tag", nargs="?", help="run name: the branch is autoresearch/<tag> (created, or resumed if it "
+                                          "exists); default: today's date, e.g. nov23")
 
 
 def run_start(args) -> int:
     cfg = load_config()
-    tag = runstate.check_tag(args.tag)
+    tag = runstate.check_tag(args.tag or time.strftime("%b%d").lower())
     with runstate.Lock(cfg.root):
         repo = gitops.open_repo(cfg.root)
         branch = gitops.branch_name(tag)
@@ -135,16 +136,20 @@ def run_step(args) -> int:
     try:
         with runstate.Lock(cfg.root):
             return _step(cfg)
-    except UserError:
-        _count_harness_error(cfg)
+    except NotCounted:
+        raise
+    except UserError as e:
+        _count_harness_error(cfg, str(e))
         raise
 
 
-def _count_harness_error(cfg: Config) -> None:
+def _count_harness_error(cfg: Config, message: str) -> None:
+    """Consecutive refusals of `step` (not train.py crashes): the stop gate lets the agent go after a few."""
     tag = runstate.active_tag(cfg.root)
     run = runstate.load_run(cfg.root, tag) if tag else None
     if run is not None:
         run["harness_errors"] = run.get("harness_errors", 0) + 1
+        run["last_harness_error"] = message
         runstate.save_run(cfg.root, run)
 
 
@@ -160,7 +165,7 @@ def _step(cfg: Config) -> int:
     _check_position(repo, run)
     inc = run["incumbent"]
     if gitops.blob_of_worktree(repo) == gitops.blob_at(repo, inc["commit"]):
-        raise UserError("train.py is identical to the incumbent: edit it (one idea, with HYPOTHESIS and CATEGORY) "
+        raise NotCounted("train.py is identical to the incumbent: edit it (one idea, with HYPOTHESIS and CATEGORY) "
                         "before `uv run autoresearch step`")
     it = _next_iter(cfg, run)
     source = (cfg.root / gitops.TRAIN).read_text()

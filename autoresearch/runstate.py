@@ -17,7 +17,7 @@ import os
 import re
 from pathlib import Path
 
-from autoresearch.errors import UserError
+from autoresearch.errors import NotCounted, UserError
 
 TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -96,7 +96,7 @@ class Lock:
         except BlockingIOError:
             holder = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "?"
             os.close(self.fd)
-            raise UserError(f"another autoresearch command (pid {holder}) is running on this project; "
+            raise NotCounted(f"another autoresearch command (pid {holder}) is running on this project; "
                             "wait for it to finish (one step at a time)") from None
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, str(os.getpid()).encode(), 0)
