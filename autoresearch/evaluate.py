@@ -131,8 +131,11 @@ def _one_line(e: BaseException) -> str:
 # Guarding the harness from inside the child (defence in depth; hashes are checked after the run too)
 
 
-def install_guard(root: Path) -> None:
+def install_guard(root: Path, allow: list[Path] | tuple = ()) -> None:
+    """`allow`: paths (files or folders) the harness itself must keep writing from inside the child,
+    e.g. the sweep's Optuna storage under .autoresearch/."""
     root = root.resolve()
+    allowed = [Path(p).resolve() for p in allow]
     private = [root / "data", root / ".autoresearch", root / "results.tsv"]
     frozen = [root / "prepare.py", root / "pyproject.toml", root / "uv.lock", root / "autoresearch", root / ".claude"]
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
@@ -153,6 +156,8 @@ def install_guard(root: Path) -> None:
     def hook(event, args):
         if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
             path, mode, flags = (list(args) + [None, None])[:3]
+            if allowed and inside(path, allowed):
+                return
             writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool((flags or 0) & write_flags)
             if inside(path, private):
                 deny("write to" if writing else "read", path)
@@ -160,7 +165,8 @@ def install_guard(root: Path) -> None:
                 deny("write to", path)
         elif event in ("os.remove", "os.rename", "os.truncate", "shutil.rmtree", "os.rmdir", "os.chmod"):
             for path in args[:2]:
-                if isinstance(path, (str, bytes, os.PathLike)) and inside(path, private + frozen):
+                if isinstance(path, (str, bytes, os.PathLike)) and inside(path, private + frozen) \
+                        and not (allowed and inside(path, allowed)):
                     deny("change", path)
 
     sys.addaudithook(hook)
