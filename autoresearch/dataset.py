@@ -5,6 +5,7 @@ Nothing here touches the network: packaged sources are read from installed packa
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import difflib
 from pathlib import Path
@@ -93,9 +94,12 @@ def _read_file(path: Path, shown: str) -> pd.DataFrame:
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
         if suffix in (".csv", ".tsv", ".txt"):
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", encoding="utf-8")
+            sep = "\t" if suffix == ".tsv" else ","
+            return _own_header(pd.read_csv(path, sep=sep, encoding="utf-8"), path, sep, shown)
     except PermissionError:
-        raise DataError(f"data = {shown!r}: cannot read {path} (permission denied); fix the file's permissions") from None
+        raise DataError(
+            f"data = {shown!r}: cannot read {path} (permission denied); fix the file's permissions"
+        ) from None
     except UnicodeDecodeError as e:
         raise DataError(
             f"data = {shown!r}: {path.name} is not UTF-8 ({e.reason} at byte {e.start}); "
@@ -105,6 +109,16 @@ def _read_file(path: Path, shown: str) -> pd.DataFrame:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"data = {shown!r}: cannot parse {path.name}: {first}") from None
     raise DataError(f"data = {shown!r}: unknown file type {suffix!r}; use .csv, .tsv or .parquet")
+
+
+def _own_header(df: pd.DataFrame, path: Path, sep: str, shown: str) -> pd.DataFrame:
+    """Put the file's own header back: pandas renames a repeated name to 'x.1' and an empty one to
+    'Unnamed: 2', which would hide both from the column-name checks."""
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        header = next(csv.reader(f, delimiter=sep), [])
+    if len(header) == df.shape[1]:
+        df.columns = header
+    return df
 
 
 # ---------------------------------------------------------------------------
@@ -121,7 +135,9 @@ def load_table(cfg: Config) -> Table:
         if name is not None and name not in df.columns:
             close = difflib.get_close_matches(name, [str(c) for c in df.columns], n=3)
             hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
-            raise DataError(f"pyproject.toml [tool.autoresearch] {field} = {name!r}: no such column in {cfg.data}{hint}")
+            raise DataError(
+                f"pyproject.toml [tool.autoresearch] {field} = {name!r}: no such column in {cfg.data}{hint}"
+            )
     missing_drop = [c for c in cfg.drop_columns if c not in df.columns]
     if missing_drop:
         raise DataError(f"pyproject.toml [tool.autoresearch] drop_columns: no column {missing_drop[0]!r} in {cfg.data}")
@@ -144,6 +160,10 @@ def load_table(cfg: Config) -> Table:
         X = X.drop(columns=empty)
     if X.shape[1] == 0:
         raise DataError(f"{where}: no feature columns left besides the target")
+    for name, field in ((cfg.group_column, "group_column"), (cfg.time_column, "time_column")):
+        if name is not None and name not in X.columns:
+            raise DataError(f"pyproject.toml [tool.autoresearch] {field} = {name!r}: the column is empty in every "
+                            "row or listed in drop_columns; name a column with values")
     for c in _id_like(X):
         warnings.append(f"column {c!r} looks like a row ID (unique per row); consider adding it to drop_columns")
     n_dup = int(df.duplicated().sum())
@@ -172,7 +192,9 @@ def detect_task(y: pd.Series) -> str:
 def _check_target(y: pd.Series, task: str, name: str) -> None:
     n_unique = y.nunique()
     if n_unique < 2:
-        raise DataError(f"target {name!r} has a single value ({y.iloc[0]!r}): there is nothing to learn; pick another target")
+        raise DataError(
+            f"target {name!r} has a single value ({y.iloc[0]!r}): there is nothing to learn; pick another target"
+        )
     if task == "regression" and not pd.api.types.is_numeric_dtype(y):
         raise DataError(
             f"target {name!r} is not numeric (dtype {y.dtype}) but task = 'regression'; "

@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from autoresearch.config import Config
+from autoresearch.config import Config, ConfigError
 from autoresearch.errors import UserError
 
 TRAIN, HOLDOUT, FOLDS, MANIFEST = "train.parquet", "holdout.parquet", "folds.npz", "manifest.json"
@@ -91,7 +91,11 @@ def _write(cfg: Config) -> dict:
 
     t0 = time.time()
     table = load_table(cfg)
-    metric = resolve_metric(cfg.metric, table.task)
+    try:
+        metric = resolve_metric(cfg.metric, table.task)
+    except ValueError as e:  # the config could only check the metric against a task it was given
+        raise ConfigError(f"pyproject.toml [tool.autoresearch] field 'metric': {e} "
+                          f"(the task was detected from {table.y.name!r})") from None
     groups = table.X[cfg.group_column] if cfg.group_column else None
     timecol = table.X[cfg.time_column] if cfg.time_column else None
     train_idx, hold_idx = holdout_split(table.y, table.task, cfg.test_size, cfg.seed, groups, timecol)
