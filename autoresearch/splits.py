@@ -8,14 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import (
-    GroupKFold,
-    GroupShuffleSplit,
-    KFold,
-    StratifiedGroupKFold,
-    StratifiedKFold,
-    train_test_split,
-)
+
+from autoresearch.dataset import DataError
 
 Folds = list[tuple[np.ndarray, np.ndarray]]
 
@@ -23,29 +17,56 @@ Folds = list[tuple[np.ndarray, np.ndarray]]
 def holdout_split(y: pd.Series, task: str, test_size: float, seed: int,
                   groups: pd.Series | None = None, time: pd.Series | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Row positions (train, holdout)."""
+    # sklearn only here and in make_folds: the evaluation child loads folds without paying for it
+    from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+
     idx = np.arange(len(y))
     if time is not None:
-        order = np.argsort(time.to_numpy(), kind="stable")
-        n_hold = max(1, int(round(len(y) * test_size)))
-        return np.sort(order[:-n_hold]), np.sort(order[-n_hold:])
+        order, t = _time_order(time)
+        cut = _tie_safe(t, len(y) - max(1, int(round(len(y) * test_size))))
+        if cut == 0:
+            raise DataError(f"time_column {time.name!r}: the latest time covers every row, so nothing is "
+                            "left to train on; use a finer time column or lower test_size")
+        return np.sort(order[:cut]), np.sort(order[cut:])
     classify = task != "regression"
     if groups is not None:
+        if groups.isna().any():
+            raise DataError(f"group_column {groups.name!r} is missing in {int(groups.isna().sum())} rows; "
+                            "fill them (e.g. with a group of their own) or drop those rows")
+        n_splits = max(2, int(round(1 / test_size)))
+        _check_groups(groups, n_splits, "the holdout split")
         if classify:
-            n_splits = max(2, int(round(1 / test_size)))
             splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
             train, hold = next(splitter.split(idx, y, groups))
         else:
-            splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
-            train, hold = next(splitter.split(idx, y, groups))
+            train, hold = _group_holdout(groups, test_size, seed)
         return np.sort(train), np.sort(hold)
     train, hold = train_test_split(idx, test_size=test_size, random_state=seed,
                                    stratify=y if classify else None)
     return np.sort(train), np.sort(hold)
 
 
+def _group_holdout(groups: pd.Series, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Whole groups, in a seeded random order, until test_size of the rows is held out. (GroupShuffleSplit
+    holds out test_size of the groups instead, which misses the row share badly when group sizes differ.)"""
+    codes, uniques = pd.factorize(groups)
+    order = np.random.default_rng(seed).permutation(len(uniques))
+    n_groups = int(np.searchsorted(np.cumsum(np.bincount(codes)[order]), test_size * len(codes))) + 1
+    hold = np.isin(codes, order[: min(n_groups, len(uniques) - 1)])  # never every group: keep some to train on
+    return np.flatnonzero(~hold), np.flatnonzero(hold)
+
+
+def _check_groups(groups: pd.Series, need: int, what: str) -> None:
+    if groups.nunique() < need:
+        raise DataError(f"group_column {groups.name!r} has {groups.nunique()} groups here, too few for {what} "
+                        f"(at least {need}); lower folds or test_size, or name a finer group column")
+
+
 def make_folds(y: pd.Series, task: str, folds: int, repeats: int, seed: int,
                groups: pd.Series | None = None, time: pd.Series | None = None) -> Folds:
     """(train positions, test positions) for every fold, repeat-major."""
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
+
     idx = np.arange(len(y))
     if time is not None:
         return _forward_chaining(time, folds)
@@ -57,11 +78,9 @@ def make_folds(y: pd.Series, task: str, folds: int, repeats: int, seed: int,
             if classify:
                 splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=rs)
             else:
-                # GroupKFold has no shuffle: permute the group labels per repeat instead
-                codes, _ = pd.factorize(groups)
-                perm = np.random.default_rng(rs).permutation(codes.max() + 1)
-                groups = pd.Series(perm[codes])
-                splitter = GroupKFold(n_splits=folds)
+                # without shuffle GroupKFold deals groups by size, so every repeat would be the same folds
+                splitter = GroupKFold(n_splits=folds, shuffle=True, random_state=rs)
+            _check_groups(groups, folds, f"{folds} folds")
             parts = splitter.split(idx, y, groups)
         elif classify:
             parts = StratifiedKFold(n_splits=folds, shuffle=True, random_state=rs).split(idx, y)
@@ -72,9 +91,35 @@ def make_folds(y: pd.Series, task: str, folds: int, repeats: int, seed: int,
 
 
 def _forward_chaining(time: pd.Series, folds: int) -> Folds:
-    order = np.argsort(time.to_numpy(), kind="stable")
-    blocks = np.array_split(order, folds + 1)
-    return [(np.sort(np.concatenate(blocks[: k + 1])), np.sort(blocks[k + 1])) for k in range(folds)]
+    order, t = _time_order(time)
+    sizes = [len(b) for b in np.array_split(order, folds + 1)]
+    edges = [0, *(_tie_safe(t, int(c)) for c in np.cumsum(sizes)[:-1]), len(order)]
+    if any(a >= b for a, b in zip(edges, edges[1:], strict=False)):
+        raise DataError(f"time_column {time.name!r} has too few distinct times for {folds} forward-chaining "
+                        "folds; lower folds or use a finer time column")
+    return [(np.sort(order[: edges[k + 1]]), np.sort(order[edges[k + 1]: edges[k + 2]])) for k in range(folds)]
+
+
+def _time_order(time: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions sorted by time, and the sorted times. Text is parsed as dates: sorting it as text
+    would put '10/1/2020' before '9/1/2020'."""
+    t = time.astype(object) if isinstance(time.dtype, pd.CategoricalDtype) else time
+    if not (pd.api.types.is_numeric_dtype(t) or pd.api.types.is_datetime64_any_dtype(t)):
+        try:
+            t = pd.to_datetime(t, format="mixed")
+        except (ValueError, TypeError, OverflowError):
+            raise DataError(f"time_column {time.name!r}: values such as {time.dropna().iloc[0]!r} are neither "
+                            "numbers nor dates; name a numeric or date column") from None
+    if t.isna().any():
+        raise DataError(f"time_column {time.name!r} is missing in {int(t.isna().sum())} rows; "
+                        "fill or drop those rows (they cannot be placed in time)")
+    order = np.argsort(t.to_numpy(), kind="stable")
+    return order, t.to_numpy()[order]
+
+
+def _tie_safe(sorted_times: np.ndarray, cut: int) -> int:
+    """Move a cut back to where the time changes, so rows sharing a time stay on one side."""
+    return int(np.searchsorted(sorted_times, sorted_times[cut], side="left"))
 
 
 def fold_size_ratio(folds: Folds) -> float:
