@@ -57,6 +57,7 @@ def run_child(argv: list[str], *, cwd: Path, budget_s: float, memory_mb: int, lo
     """
     _become_subreaper()
     token = token or new_token()
+    known = _children_of_mine()  # anything already ours is not this run's: never kill or reap it
     rfd, wfd = os.pipe()
     child_env = dict(os.environ if env is None else env)
     child_env.update({TOKEN_VAR: token, RESULT_FD_VAR: str(wfd), "PYTHONUNBUFFERED": "1"})
@@ -85,12 +86,12 @@ def run_child(argv: list[str], *, cwd: Path, budget_s: float, memory_mb: int, lo
         if stop_early.is_set():
             status = "ok"
             break
-        rss = _tree_rss_mb(proc.pid, token)
+        rss = _tree_rss_mb(proc.pid, token, known)
         if rss > memory_mb:
             status, reason = "crash", f"memory: used {rss:.0f} MB, over the {memory_mb} MB cap"
             break
         time.sleep(POLL_S)
-    kill_tree(proc.pid, token)
+    kill_tree(proc.pid, token, known=known)
     proc.wait()
     for t in threads:
         t.join(timeout=2)
@@ -236,46 +237,54 @@ def _has_token(pid: int, token: str) -> bool:
         return False
 
 
-def _tree(child_pid: int, token: str) -> list[tuple[int, int]]:
-    """(pid, rss_pages) of the child, its session, anything carrying its token, and orphans re-parented here."""
+def _children_of_mine() -> frozenset[int]:
     me = os.getpid()
-    out = []
-    for pid, ppid, sid, state, rss in _processes():
-        if state == "Z" or pid == me:
-            continue
-        if pid == child_pid or sid == child_pid or _has_token(pid, token):
-            out.append((pid, rss))
-    return out
+    return frozenset(pid for pid, ppid, _, _, _ in _processes() if ppid == me)
 
 
-def _tree_rss_mb(child_pid: int, token: str) -> float:
-    return sum(rss for _, rss in _tree(child_pid, token)) * PAGE / (1 << 20)
+def _tree(child_pid: int, token: str, known: frozenset[int] = frozenset()) -> list[tuple[int, int]]:
+    """(pid, rss_pages) of the child, its session, anything carrying its token, orphans re-parented here
+    (a double-forked daemon that also scrubbed its environment has nothing else to find it by), and all
+    their descendants."""
+    me = os.getpid()
+    live = [p for p in _processes() if p[3] != "Z" and p[0] != me]
+    found = {pid for pid, ppid, sid, _, _ in live
+             if pid == child_pid or sid == child_pid or (ppid == me and pid not in known) or _has_token(pid, token)}
+    while True:
+        more = {pid for pid, ppid, _, _, _ in live if ppid in found and pid not in found}
+        if not more:
+            return [(pid, rss) for pid, _, _, _, rss in live if pid in found]
+        found |= more
 
 
-def kill_tree(child_pid: int, token: str, timeout_s: float = 2.0) -> None:
+def _tree_rss_mb(child_pid: int, token: str, known: frozenset[int] = frozenset()) -> float:
+    return sum(rss for _, rss in _tree(child_pid, token, known)) * PAGE / (1 << 20)
+
+
+def kill_tree(child_pid: int, token: str, timeout_s: float = 2.0, known: frozenset[int] = frozenset()) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             os.killpg(child_pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        alive = [pid for pid, _ in _tree(child_pid, token)]
+        alive = [pid for pid, _ in _tree(child_pid, token, known)]
         for pid in alive:
             try:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        _reap_orphans(child_pid)
+        _reap_orphans(child_pid, known)
         if not alive or time.monotonic() > deadline:
             return
         time.sleep(0.02)
 
 
-def _reap_orphans(child_pid: int) -> None:
+def _reap_orphans(child_pid: int, known: frozenset[int] = frozenset()) -> None:
     """As a subreaper we inherit killed grandchildren; reap them so they do not linger as zombies.
-    The child itself is left to Popen.wait, which needs its exit status."""
+    The child itself is left to Popen.wait, which needs its exit status, and so are our other children."""
     for pid, ppid, _, state, _ in list(_processes()):
-        if ppid == os.getpid() and state == "Z" and pid != child_pid:
+        if ppid == os.getpid() and state == "Z" and pid != child_pid and pid not in known:
             try:
                 os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
