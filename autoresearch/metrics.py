@@ -142,8 +142,10 @@ def _as_array(pred, method: str, n: int) -> np.ndarray:
         arr = np.asarray(pred)
     except Exception:
         raise PredictionError(f"{method}() returned a {type(pred).__name__}, not an array") from None
-    if arr.ndim == 0 or arr.shape[0] != n:
-        raise PredictionError(f"{method}() returned {arr.shape[0] if arr.ndim else 'a scalar'} rows for {n} inputs")
+    if arr.ndim == 0:  # None, a number, a string: not "a scalar rows for n inputs"
+        raise PredictionError(f"{method}() returned {type(pred).__name__}, not one row per input")
+    if arr.shape[0] != n:
+        raise PredictionError(f"{method}() returned {arr.shape[0]} rows for {n} inputs")
     if arr.dtype == object:
         try:
             arr = arr.astype(float) if method == "predict_proba" else arr
