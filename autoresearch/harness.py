@@ -20,6 +20,9 @@ def child_env(cfg: Config) -> dict:
     threads = str(cfg.n_jobs)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "LOKY_MAX_CPU_COUNT"):
         env[var] = threads
+    # OpenMP threads that spin while waiting turn a busy machine into timeouts (seen: LightGBM with
+    # 2 threads on 2 loaded cores went from seconds to past a 120 s budget); sleeping costs little
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return env
 
 
