@@ -154,11 +154,11 @@ def carrying(token: str) -> list[int]:
 
 
 def assert_all_dead(pids, token):
-    survivors = [(kind, pid) for kind, pid in pids if running(pid)]
-    for _, pid in survivors:  # do not leave them behind for the next test, then fail
+    assert token, "the run token never reached the child's environment"
+    survivors = {pid: kind for kind, pid in pids if running(pid)} | {pid: "token" for pid in carrying(token)}
+    for pid in survivors:  # do not leave them behind for the next test, then fail
         os.kill(pid, 9)
     assert not survivors, f"left running: {survivors}"
-    assert token and not carrying(token)
 
 
 # ---------------------------------------------------------------------------
@@ -168,10 +168,10 @@ def assert_all_dead(pids, token):
 @pytest.mark.parametrize("mode, n_procs", [("sleep", 1), ("spin", 1), ("family", 4), ("clean_daemon", 2)])
 def test_killed_at_the_budget(tmp_path, mode, n_procs):
     result, elapsed, pids, token = run(tmp_path, mode, budget_s=2.0)
+    assert_all_dead(pids, token)  # first: it also kills what survived, so no failure leaves strays behind
     assert len(pids) == n_procs, f"not every process started before the budget: {pids}"
     assert result.status == "timeout" and result.reason == "exceeded the 2 s budget"
     assert 2.0 <= elapsed < 2.0 + 2.0
-    assert_all_dead(pids, token)
 
 
 def test_hanging_train_py_with_a_family_is_killed(tmp_path_factory, tmp_path):
@@ -185,14 +185,20 @@ def test_hanging_train_py_with_a_family_is_killed(tmp_path_factory, tmp_path):
         "def build_pipeline(params):\n"
         f"    subprocess.Popen([sys.executable, {str(script)!r}, 'family', {str(out)!r}])\n"
         "    time.sleep(10**6)\n"))
-    t0 = time.monotonic()
-    # the child needs a few seconds to import pandas and read the folds before it reaches train.py
-    result = evaluate(load_config(proj.path), train, "cv", budget_s=10)
-    elapsed = time.monotonic() - t0
-    pids, token = recorded(out)
-    assert len(pids) == 4, f"train.py did not get going before the budget: {pids}"
-    assert result.status == "timeout" and 10 <= elapsed < 12
-    assert_all_dead(pids, token)
+    # the child imports pandas and reads the folds before it reaches train.py: seconds on a quiet machine,
+    # far more on a loaded one, so a budget spent before train.py got going is retried with a larger one
+    for budget in (10, 40):
+        (out / "pids").write_text("")
+        t0 = time.monotonic()
+        result = evaluate(load_config(proj.path), train, "cv", budget_s=budget)
+        elapsed = time.monotonic() - t0
+        pids, token = recorded(out)
+        if pids:
+            assert_all_dead(pids, token)
+        if len(pids) == 4:
+            break
+    assert len(pids) == 4, f"train.py's family did not get going before the budget: {pids}"
+    assert result.status == "timeout" and budget <= elapsed < budget + 2
 
 
 # ---------------------------------------------------------------------------
