@@ -39,8 +39,18 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     for name, (module, text) in VERBS.items():
         p = sub.add_parser(name, help=text, description=text)
         if name == verb:  # only the chosen verb's module is imported: keeps `--help` and hooks fast
-            getattr(importlib.import_module(module), f"add_arguments_{name}")(p)
+            getattr(_module(name), f"add_arguments_{name}")(p)
     return parser
+
+
+def _module(verb: str):
+    name = VERBS[verb][0]
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name != name:
+            raise
+        sys.exit(f"error: `autoresearch {verb}` is not available in this installation ({name} is missing)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.verb is None:
         parser.print_help()
         return 2
-    run = getattr(importlib.import_module(VERBS[args.verb][0]), f"run_{args.verb}")
+    run = getattr(_module(args.verb), f"run_{args.verb}")
     try:
         return run(args) or 0
     except UserError as e:

@@ -26,6 +26,7 @@ class Verdict:
     p_value: float  # one-sided p of "the candidate is better" (nan for the strict rule)
     p_worse: float  # one-sided p of "the candidate is worse"
     reason: str
+    se_delta: float = math.nan  # corrected standard error of delta: the scale a gain must clear
 
 
 def improvements(candidate: list[float], incumbent: list[float], higher_is_better: bool) -> list[float]:
@@ -39,19 +40,30 @@ def decide(candidate: list[float], incumbent: list[float], *, higher_is_better: 
            alpha: float = 0.1, min_delta: float = 0.0, rule: str = "paired", fewer_lines: bool = False) -> Verdict:
     d = improvements(candidate, incumbent, higher_is_better)
     delta = sum(d) / len(d)
+    se = corrected_se(d, ratio)
     if rule == "strict":
         # the classic autoresearch rule, kept for comparison: any higher mean wins
         status = KEEP if delta > 0 else (SIMPLIFY if delta == 0 and fewer_lines else NOOP if delta == 0 else DISCARD)
-        return Verdict(status, delta, math.nan, math.nan, "strict: mean improved" if delta > 0 else "strict: mean not improved")
+        why = "strict: mean improved" if delta > 0 else "strict: mean not improved"
+        return Verdict(status, delta, math.nan, math.nan, why, se)
     p_better, p_worse = corrected_paired_p(d, ratio)
     if p_better < alpha and delta >= min_delta and delta > 0:
-        return Verdict(KEEP, delta, p_better, p_worse, f"better with p={p_better:.3g} < alpha={alpha:g}")
+        return Verdict(KEEP, delta, p_better, p_worse, f"better with p={p_better:.3g} < alpha={alpha:g}", se)
     if p_worse < alpha:
-        return Verdict(DISCARD, delta, p_better, p_worse, f"worse with p={p_worse:.3g} < alpha={alpha:g}")
+        return Verdict(DISCARD, delta, p_better, p_worse, f"worse with p={p_worse:.3g} < alpha={alpha:g}", se)
     if fewer_lines:
-        return Verdict(SIMPLIFY, delta, p_better, p_worse, "not significantly worse and fewer code lines")
+        return Verdict(SIMPLIFY, delta, p_better, p_worse, "not significantly worse and fewer code lines", se)
     why = f"gain {delta:.3g} below min_delta {min_delta:g}" if p_better < alpha else f"p={p_better:.3g} >= alpha={alpha:g}"
-    return Verdict(NOOP, delta, p_better, p_worse, f"no significant difference ({why})")
+    return Verdict(NOOP, delta, p_better, p_worse, f"no significant difference ({why})", se)
+
+
+def corrected_se(d: list[float], ratio: float) -> float:
+    """The Nadeau-Bengio standard error of the mean improvement."""
+    n = len(d)
+    if n < 2:
+        return math.nan
+    mean = sum(d) / n
+    return math.sqrt((1.0 / n + ratio) * sum((x - mean) ** 2 for x in d) / (n - 1))
 
 
 def corrected_paired_p(d: list[float], ratio: float) -> tuple[float, float]:
