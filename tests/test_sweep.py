@@ -1,0 +1,290 @@
+"""The surveyor (`autoresearch sweep`): SEARCH_SPACE validation, the byte-exact PARAMS rewrite, and real
+sweeps in a real temporary project: budget, pruning, hand-off to `step`, two workers on one study, and a
+sweep killed with -9 that the next sweep resumes.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import make_project
+
+from autoresearch import ledger, search_space
+from autoresearch.search_space import SearchSpaceError
+
+BUDGET = 25
+
+TRAIN = '''"""LightGBM with a deliberately slow learning rate, and the knobs the sweep may turn."""
+import lightgbm as lgb
+
+from prepare import N_JOBS, SEED
+
+HYPOTHESIS = "LightGBM, knobs declared"
+CATEGORY = "model"
+PARAMS = {
+    "n_estimators": 40,
+    "learning_rate": 0.006,  # far too slow for 40 trees
+    "num_leaves": 60,
+    "min_child_samples": 90,
+    "seed": SEED,
+}
+SEARCH_SPACE = {
+    "learning_rate": {"low": 0.005, "high": 0.4, "log": True},
+    "num_leaves": {"low": 4, "high": 64, "log": True},
+    "min_child_samples": {"low": 5, "high": 100},
+}
+
+
+def build_pipeline(params):
+    return lgb.LGBMClassifier(n_estimators=params["n_estimators"], learning_rate=params["learning_rate"],
+                              num_leaves=params["num_leaves"], min_child_samples=params["min_child_samples"],
+                              random_state=params["seed"], n_jobs=N_JOBS, verbose=-1)
+'''
+
+
+# ---------------------------------------------------------------------------
+# SEARCH_SPACE validation (no subprocess)
+
+PARAMS = {"lr": 0.1, "leaves": 31, "model": "gbdt", "flag": True}
+
+
+@pytest.mark.parametrize("space, expect", [
+    ({}, "SEARCH_SPACE is empty"),
+    ([1, 2], "must be a dict"),
+    ({"depth": {"low": 1, "high": 8}}, "'depth' is not a key of PARAMS"),
+    ({"lr": {"low": 0.3, "high": 0.3}}, "the range is empty"),
+    ({"lr": {"low": 0.3, "high": 0.01}}, "the range is inverted"),
+    ({"lr": {"low": 0.0, "high": 0.3, "log": True}}, "'log': True needs low > 0"),
+    ({"lr": {"low": 0.01, "high": 0.05}}, "outside 0.01..0.05"),
+    ({"leaves": {"low": 8.0, "high": 128.0}}, "is an int but the range 8.0..128.0 has floats"),
+    ({"model": {"low": 1, "high": 3}}, "is a str, but the range is numeric"),
+    ({"flag": {"low": 0, "high": 1}}, "is a bool, but the range is numeric"),
+    ({"lr": {"low": 0.01, "high": 0.3, "step": 0.01}}, "unknown field 'step'"),
+    ({"lr": {"low": 0.01}}, "'high' is missing"),
+    ({"lr": {"low": 0.01, "high": 0.3, "log": "yes"}}, "'log' = 'yes' must be True or False"),
+    ({"model": {"choices": ["dart", "goss"]}}, "'gbdt' is not among the choices"),
+    ({"model": {"choices": ["gbdt", "dart"], "low": 1}}, "unknown field 'low' next to 'choices'"),
+    ({"model": {"choices": ["gbdt"]}}, "at least two values"),
+    ({"model": {"choices": ["gbdt", "gbdt", "dart"]}}, "lists a value twice"),
+    ({"lr": [0.01, 0.3]}, "must be a dict"),
+])
+def test_space_errors_name_the_key_and_the_fix(space, expect):
+    with pytest.raises(SearchSpaceError) as e:
+        search_space.validate(space, PARAMS)
+    assert expect in str(e.value) and str(e.value).startswith("train.py")
+
+
+def test_space_kinds_and_static_read():
+    dims = search_space.validate({"lr": {"low": 0.01, "high": 0.3, "log": True}, "leaves": {"low": 8, "high": 128},
+                                  "model": {"choices": ["gbdt", "dart"]}}, PARAMS)
+    assert [(d.name, d.kind, d.log) for d in dims] == [("lr", "float", True), ("leaves", "int", False),
+                                                       ("model", "categorical", False)]
+    # a float knob may have whole-number bounds
+    assert search_space.validate({"lr": {"low": 0, "high": 1}}, PARAMS)[0].kind == "float"
+    # computed PARAMS values are fine unless searched; the space is read without running train.py
+    params, dims = search_space.load(TRAIN)
+    assert params["seed"] is search_space.NOT_LITERAL and [d.name for d in dims] == list(ast.literal_eval(
+        TRAIN.split("SEARCH_SPACE = ")[1].split("\n}\n")[0] + "}"))
+    with pytest.raises(SearchSpaceError, match="PARAMS\\['seed'\\] is computed"):
+        search_space.validate({"seed": {"low": 0, "high": 9}}, params)
+    with pytest.raises(SearchSpaceError, match="has no SEARCH_SPACE"):
+        search_space.load(TRAIN.split("SEARCH_SPACE")[0] + "\n")
+    with pytest.raises(SearchSpaceError, match="must be written out as a literal"):
+        search_space.load(TRAIN.replace('"high": 0.4', '"high": 2 * 0.2'))
+
+
+# ---------------------------------------------------------------------------
+# The rewrite: only the changed values (and the two declarations) move
+
+TRICKY = '''# -*- coding: utf-8 -*-
+"""Ünïcode before the values shifts byte offsets: ast columns count bytes."""
+from prepare import SEED
+
+HYPOTHESIS = 'an older idea'   # trailing comment stays
+CATEGORY = "model"
+PARAMS: dict = {
+    "lr": 0.05,      # ← a comment with non-ASCII
+    'leaves' : 31,
+    "alpha": -1.5e-3, "model": "gbdt",
+    "nested": {"keep": [1, 2, 3]},
+    "seed": SEED + 1,
+    "scale": (
+        2.0
+    ),
+}
+SEARCH_SPACE = {"lr": {"low": 0.01, "high": 0.3}}
+'''
+
+
+def _spans(source: str, keys: list[str]) -> list[tuple[int, int]]:
+    """Byte spans of PARAMS[key] values and of the HYPOTHESIS / CATEGORY literals, found independently."""
+    data, tree = source.encode(), ast.parse(source)
+    starts = [0] + [i + 1 for i, b in enumerate(data) if b == 10]
+    nodes = []
+    for stmt in tree.body:
+        target = stmt.targets[0] if isinstance(stmt, ast.Assign) else getattr(stmt, "target", None)
+        name = getattr(target, "id", None)
+        if name in ("HYPOTHESIS", "CATEGORY"):
+            nodes.append(stmt.value)
+        elif name == "PARAMS":
+            nodes += [v for k, v in zip(stmt.value.keys, stmt.value.values, strict=True) if k.value in keys]
+    return sorted((starts[n.lineno - 1] + n.col_offset, starts[n.end_lineno - 1] + n.end_col_offset) for n in nodes)
+
+
+def _outside(source: str, spans) -> list[bytes]:
+    data, out, at = source.encode(), [], 0
+    for a, b in spans:
+        out.append(data[at:a])
+        at = b
+    return out + [data[at:]]
+
+
+def test_rewrite_changes_only_the_values_and_declarations():
+    changes = {"lr": 0.1234, "leaves": 57, "alpha": 0.25, "model": "dart", "scale": 3.5}
+    new = search_space.rewrite(TRICKY, changes, {"HYPOTHESIS": "sweep: 9 trials (4 pruned) over lr",
+                                                 "CATEGORY": "params"})
+    keys = list(changes)
+    assert _outside(new, _spans(new, keys)) == _outside(TRICKY, _spans(TRICKY, keys))
+    params = search_space.read_params(new)
+    assert {k: params[k] for k in keys} == changes and params["nested"] == {"keep": [1, 2, 3]}
+    assert 'HYPOTHESIS = "sweep: 9 trials (4 pruned) over lr"   # trailing comment stays' in new
+    assert '"lr": 0.1234,      # ← a comment with non-ASCII' in new
+    # nothing to change: not a byte moves
+    assert search_space.rewrite(TRICKY, {}) == TRICKY
+
+
+# ---------------------------------------------------------------------------
+# Real sweeps in one real project (module-scoped: the baseline is paid once)
+
+
+@pytest.fixture(scope="module")
+def proj(tmp_path_factory):
+    p = make_project(tmp_path_factory.mktemp("sweep") / "proj",
+                     config={"folds": 3, "repeats": 1, "budget_s": 60, "n_jobs": 1})
+    p.write("train.py", TRAIN)
+    p.commit_all("LightGBM with a SEARCH_SPACE")
+    r = p.cli("start", "sw")
+    assert r.returncode == 0, r.stdout + r.stderr
+    return p
+
+
+def study_trials(proj, name):
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    path = proj.path / ".autoresearch/runs/sw/sweep/optuna.journal"
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+
+
+def test_refusals(proj, tmp_path):
+    fresh = make_project(tmp_path / "fresh", config={"folds": 3, "repeats": 1})
+    r = fresh.cli("sweep", "--budget", "15")
+    assert r.returncode == 2 and "no run has been started" in r.stderr, r.stderr
+    proj.write("train.py", TRAIN.replace("0.006", "0.05"))
+    r = proj.cli("sweep", "--budget", "15")
+    assert r.returncode == 2 and "train.py differs from the incumbent" in r.stderr, r.stderr
+    proj.write("train.py", TRAIN)
+    r = proj.cli("sweep", "--budget", "3")
+    assert r.returncode == 2 and "--budget 3: give at least 10 seconds" in r.stderr
+    assert proj.git("status", "--porcelain") == ""
+
+
+def test_sweep_prunes_writes_params_and_hands_to_step(proj):
+    t0 = time.monotonic()
+    r = proj.cli("sweep", "--budget", str(BUDGET), "--trials", "16")  # the trial cap ends it early on a fast machine
+    took = time.monotonic() - t0
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert took <= BUDGET + 2, took
+    info = json.loads((proj.path / ".autoresearch/runs/sw/sweep.json").read_text())
+    assert info["this_sweep"]["pruned"] >= 1, r.stdout
+    assert info["complete"] >= 5 and info["trials"] == info["this_sweep"]["trials"] >= 6
+    text = proj.read("train.py")
+    assert info["train_sha256"] == __import__("hashlib").sha256(text.encode()).hexdigest()
+    params = search_space.read_params(text)
+    assert params["learning_rate"] != 0.006 and info["changed"]
+    assert {k: params[k] for k in info["best_params"]} == info["best_params"]
+    assert f'HYPOTHESIS = "sweep: {info["trials"]} trials ({info["pruned"]} pruned) over learning_rate, ' in text
+    assert 'CATEGORY = "params"' in text
+    assert "run `uv run autoresearch step`" in r.stdout and "search best: roc_auc" in r.stdout
+    # the search ran on folds of its own: the incumbent's CV mean is not the sweep's score of the same PARAMS
+    run = json.loads((proj.path / ".autoresearch/runs/sw/run.json").read_text())
+    assert info["current_value"] is not None and info["current_value"] != pytest.approx(run["incumbent"]["mean"],
+                                                                                         abs=1e-12)
+    # the holdout is neither computed nor printed by the sweep
+    hold = [json.loads(x) for x in (proj.path / ".autoresearch/runs/sw/holdout.jsonl").read_text().splitlines()]
+    assert len(hold) == 1 and f"{hold[0]['holdout']:.4f}" not in r.stdout + r.stderr
+
+    r = proj.cli("step")
+    row = ledger.read(proj.path, "sw")[-1]
+    assert row["iter"] == "1" and row["category"] == "params", r.stdout + r.stderr
+    assert row["note"].startswith(f"sweep: {info['trials']} trials ({info['pruned']} pruned)"), row
+    assert proj.git("status", "--porcelain") == ""
+
+
+def test_two_workers_share_one_study(proj):
+    r = proj.cli("sweep", "--workers", "2", "--trials", "8", "--budget", str(BUDGET), "--study", "pair")
+    assert r.returncode == 0, r.stdout + r.stderr
+    trials = study_trials(proj, "pair")
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    assert {t.user_attrs["sweep"]["worker"] for t in trials} == {0, 1}
+    assert len({t._trial_id for t in trials}) == len(trials)
+    info = json.loads((proj.path / ".autoresearch/runs/sw/sweep.json").read_text())
+    assert info["trials"] == len(trials) and info["study"] == "pair"
+    proj.git("checkout", "--", "train.py")  # leave the incumbent for the next test
+
+
+def _token_processes(root) -> list[int]:
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{pid}/cwd") == str(root) and \
+                    b"AUTORESEARCH_RUN_TOKEN=" in open(f"/proc/{pid}/environ", "rb").read():
+                out.append(int(pid))
+        except OSError:
+            pass
+    return out
+
+
+def test_killed_sweep_resumes(proj):
+    journal = proj.path / ".autoresearch/runs/sw/sweep/optuna.journal"
+    child = subprocess.Popen([sys.executable, "-m", "autoresearch.cli", "sweep", "--budget", "60",
+                              "--study", "resume"], cwd=proj.path, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 50
+    done = []
+    while time.monotonic() < deadline and len(done) < 4:
+        time.sleep(0.5)
+        try:
+            done = [t for t in study_trials(proj, "resume") if t.state.is_finished()]
+        except KeyError:  # the study does not exist yet
+            pass
+    assert len(done) >= 4, "the sweep never got going"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    time.sleep(0.5)
+    assert _token_processes(proj.path) == []  # the worker died with the sweep
+    before = study_trials(proj, "resume")
+    # the worst a kill can leave: a torn last line and a stale lock; the next sweep repairs both
+    with open(journal, "ab") as f:
+        f.write(b'{"op_code":5,"worker_id":"torn')
+    os.symlink(journal, str(journal) + ".lock")
+    r = proj.cli("sweep", "--trials", "3", "--budget", str(BUDGET), "--study", "resume")
+    assert r.returncode == 0, r.stdout + r.stderr
+    after = study_trials(proj, "resume")
+    assert len(after) > len(before)
+    assert sorted(t.number for t in after) == list(range(len(after)))
+    assert not [t for t in after if t.state.name == "RUNNING"]
+    for t in before:  # a trial the kill interrupted is failed and marked, not left running forever
+        if t.state.name == "RUNNING":
+            assert after[t.number].state.name == "FAIL" and after[t.number].user_attrs["interrupted"]
+    assert [t.params for t in after[:len(before)]] == [t.params for t in before]
+    assert list(journal.parent.glob("optuna.journal.torn-*"))
+    proj.git("checkout", "--", "train.py")
