@@ -7,11 +7,13 @@ a temporary folder, runs `uv run prepare.py` there once, then `uv run train.py` 
 subprocess, and prints per run:
 
     total_s     wall time of the whole `uv run train.py` command
+    parent_s    total_s - child_s: uv, the parent importing train.py (and what it imports), checking data/
     child_s     the evaluation child's wall time (the `wall_s:` line)
     fit_s       the folds' summed fit time (the `fit_s:` line)
     overhead_s  total_s - fit_s: uv, the parent's imports and checks, the child's imports, data loading, scoring
 
-and then what a fresh interpreter pays just to import the libraries every evaluation child imports.
+and then what a fresh interpreter pays just to import the libraries an evaluation child imports
+(median and min over fresh interpreters: the min is the least disturbed by other load).
 uv runs against this repository's environment (`--project`), so nothing is installed or synced elsewhere.
 """
 
@@ -62,13 +64,13 @@ def field(stdout: str, name: str) -> float:
     return float(m.group(1))
 
 
-def import_time(code: str, repeat: int) -> float:
+def import_times(code: str, repeat: int) -> list[float]:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True)
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return times
 
 
 def main() -> int:
@@ -87,22 +89,24 @@ def main() -> int:
         print(f"(uv run prepare.py: {prep_s:.2f} s)\n")
 
         rows = []
-        print(f"{'run':>6} {'total_s':>9} {'child_s':>9} {'fit_s':>9} {'overhead_s':>11}")
+        print(f"{'run':>6} {'total_s':>9} {'parent_s':>9} {'child_s':>9} {'fit_s':>9} {'overhead_s':>11}")
         for i in range(1, args.runs + 1):
             proc, total = uv_run(["train.py"], proj)
             if proc.returncode != 0:
                 raise SystemExit(f"train.py failed:\n{proc.stdout}\n{proc.stderr}")
             row = (total, field(proc.stdout, "wall_s"), field(proc.stdout, "fit_s"))
             rows.append(row)
-            print(f"{i:>6} {row[0]:>9.2f} {row[1]:>9.2f} {row[2]:>9.2f} {row[0] - row[2]:>11.2f}")
+            total, child, fit = row
+            print(f"{i:>6} {total:>9.2f} {total - child:>9.2f} {child:>9.2f} {fit:>9.2f} {total - fit:>11.2f}")
         for label, agg in (("median", statistics.median), ("min", min)):
             total, child, fit = (agg(r[k] for r in rows) for k in range(3))
-            over = agg(r[0] - r[2] for r in rows)
-            print(f"{label:>6} {total:>9.2f} {child:>9.2f} {fit:>9.2f} {over:>11.2f}")
+            parent, over = agg(r[0] - r[1] for r in rows), agg(r[0] - r[2] for r in rows)
+            print(f"{label:>6} {total:>9.2f} {parent:>9.2f} {child:>9.2f} {fit:>9.2f} {over:>11.2f}")
 
-    print(f"\nchild startup: a fresh interpreter importing (median of {args.import_repeats})")
+    print(f"\nchild startup: a fresh interpreter importing ({args.import_repeats} runs)   median_s   min_s")
     for label, code in IMPORTS.items():
-        print(f"  {label:<34} {import_time(code, args.import_repeats):6.2f} s")
+        times = import_times(code, args.import_repeats)
+        print(f"  {label:<34} {statistics.median(times):>18.2f} {min(times):>7.2f}")
     return 0
 
 
