@@ -11,6 +11,7 @@ from autoresearch.prepared import data_card, prepare
 from autoresearch.runner import RunResult, run_child
 
 TAIL_LINES = 15
+TAIL_WIDTH = 300  # one printed tail line at most: a single 100 MB line must not flood the agent
 
 
 def child_env(cfg: Config) -> dict:
@@ -41,8 +42,12 @@ def evaluate(cfg: Config, train_py: Path, mode: str = "cv", log_path: Path | Non
 
 
 def error_tail(result: RunResult, lines: int = TAIL_LINES) -> list[str]:
-    text = [line for line in result.tail.splitlines() if line.strip()]
+    text = [_clip(line) for line in result.tail.splitlines() if line.strip()]
     return text[-lines:]
+
+
+def _clip(line: str) -> str:
+    return line if len(line) <= TAIL_WIDTH else f"{line[:TAIL_WIDTH]} [... {len(line) - TAIL_WIDTH} more characters]"
 
 
 def fold_scores(result: RunResult) -> list[float]:
