@@ -7,6 +7,7 @@ to .autoresearch/results.torn-<time> before the next append, never silently drop
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import time
@@ -52,15 +53,19 @@ def append(root: Path, row: dict) -> None:
         if size == 0:
             data = ("\t".join(HEADER) + "\n").encode() + data
         try:
-            written = os.write(fd, data)
-            if written != len(data):
-                raise OSError(28, "short write")
+            rest = memoryview(data)
+            while rest:  # a full disk first writes short; the next write names the cause (ENOSPC, EFBIG, EDQUOT)
+                n = os.write(fd, rest)
+                if n == 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                rest = rest[n:]
             os.fsync(fd)
         except OSError as e:
             os.ftruncate(fd, size)  # leave no torn row behind
             raise LedgerError(
                 f"{file}: could not append the row ({e.strerror or e}); free disk space and run "
-                "`uv run autoresearch status` to record it (it is kept in .autoresearch/runs/<tag>/pending.json)"
+                "`uv run autoresearch status` to record it (the step's verdict is kept in "
+                ".autoresearch/runs/<tag>/pending.json until then)"
             ) from None
     finally:
         os.close(fd)
