@@ -53,7 +53,10 @@ def run_start(args) -> int:
             raise UserError("the work tree has uncommitted changes: " + ", ".join(dirty[:10])
                             + ("..." if len(dirty) > 10 else "") + "; commit or discard them, then start again")
         if gitops.current_branch(repo) != branch:
-            gitops.checkout_branch(repo, branch, None if gitops.tip(repo, branch) else "HEAD")
+            exists = gitops.tip(repo, branch)
+            if not exists:
+                ensure_prepared(cfg)  # bad config or data is refused before the branch exists
+            gitops.checkout_branch(repo, branch, None if exists else "HEAD")
         manifest = ensure_prepared(cfg)
         run = runstate.load_run(cfg.root, tag)
         resumed = run is not None
