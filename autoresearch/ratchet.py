@@ -277,7 +277,7 @@ def _snapshot(cfg: Config, tag: str) -> dict:
 
 
 def _post_checks(cfg: Config, repo, run: dict, cand: str, snapshot: dict, result) -> list[str]:
-    damage = [e["reason"] for e in result.events if e.get("event") == "violation"][:3]
+    damage = [e["reason"] for e in result.events if e.get("event") == "violation"][:10]  # each attempt, not the first
     for p, before in snapshot.items():
         now = p.read_bytes() if p.is_file() else None
         if now != before:
