@@ -312,14 +312,16 @@ def _undo_changes(cfg: Config, repo, run: dict, changed: list[str]) -> None:
 
 def _repair_harness(cfg: Config, repo, run: dict) -> None:
     manifest = load_manifest(cfg) or {}
+    # planted files go first: re-preparing hashes the frozen files into the new manifest, which would
+    # otherwise bless them (and report them as removed on every later step)
+    added = set(frozen_files(cfg.root)) - set(manifest.get("frozen", {}))
+    for rel in added:
+        (cfg.root / rel).unlink(missing_ok=True)
     if any(p.startswith("data/") for p in problems(cfg, manifest)):
         new = reprepare(cfg)  # deterministic: the same split and folds, byte for byte
         if new["files"] != manifest.get("files"):
             raise UserError("the prepared data could not be restored to its manifest; run `uv run prepare.py --force` "
                             "and start a new run tag")
-    added = set(frozen_files(cfg.root)) - set(manifest.get("frozen", {}))
-    for rel in added:
-        (cfg.root / rel).unlink(missing_ok=True)
 
 
 def _judge(cfg: Config, run: dict, pending: dict, result, damage: list[str], t0: float) -> dict:
