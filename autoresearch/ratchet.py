@@ -177,7 +177,7 @@ def _step(cfg: Config) -> int:
             "hypothesis": decl["HYPOTHESIS"] or "", "lines": code_lines(source)}
     bad = _pre_checks(cfg, repo, run, source)
     if bad:
-        return _record_invalid(cfg, run, base, bad, t0)
+        return _record_invalid(cfg, repo, run, base, bad, t0)
 
     message = f"{base['hypothesis']}\n\ncategory: {base['category']}\nautoresearch: {run['tag']} iter {it}"
     cand = gitops.make_candidate(repo, inc["commit"], message)
@@ -251,13 +251,13 @@ def _restore_frozen(cfg: Config, repo, run: dict, paths: list[str]) -> list[str]
     return fix
 
 
-def _record_invalid(cfg: Config, run: dict, base: dict, bad: list[str], t0: float) -> int:
+def _record_invalid(cfg: Config, repo, run: dict, base: dict, bad: list[str], t0: float) -> int:
     rec = {**base, "commit": "", "status": INVALID, "reason": bad[0], "problems": bad,
            "wall_s": time.monotonic() - t0, "eval_s": 0.0, "tail": bad[1:15]}
-    _store_record(cfg, run["tag"], rec)
-    run = runstate.load_run(cfg.root, run["tag"])
-    _bump_counters(run, INVALID, base["iter"])
-    runstate.save_run(cfg.root, run)
+    # journalled like every verdict: when the ledger append fails (a full disk) the next command records it
+    pending = {**base, "stage": "decided", "candidate": None, "record": rec}
+    runstate.write_json(runstate.pending_path(cfg.root, run["tag"]), pending)
+    _finish(cfg, repo, pending)
     print(one_line(rec, load_manifest(cfg)["metric"] if load_manifest(cfg) else "score"))
     for line in rec["tail"]:
         print(f"  | {line}")
@@ -363,7 +363,7 @@ def _finish(cfg: Config, repo, pending: dict) -> None:
         if run["incumbent"]["commit"] != cand:
             run["incumbent"] = {"iter": rec["iter"], "commit": cand, "scores": rec["scores"], "mean": rec["mean"],
                                 "se": rec["se"], "lines": rec["lines"]}
-    else:
+    elif cand:  # an invalid step refused before the commit has nothing to set aside or revert
         gitops.move_ref(repo, f"refs/autoresearch/{tag}/discarded/{rec['iter']}", cand)
         if gitops.blob_of_worktree(repo) == gitops.blob_at(repo, cand):
             gitops.restore(repo, inc, gitops.TRAIN)
