@@ -100,6 +100,23 @@ def test_space_kinds_and_static_read():
         search_space.load(TRAIN.replace('"high": 0.4', '"high": 2 * 0.2'))
 
 
+def test_storage_urls_are_checked_and_never_leak_a_password(tmp_path):
+    from autoresearch.config import Config
+    from autoresearch.errors import UserError
+    from autoresearch.sweep import _storage_spec, redact
+
+    assert redact("postgresql://ann:s3cr:et@db.example:5432/opt") == "postgresql://ann:***@db.example:5432/opt"
+    assert redact("sqlite:///x.db") == "sqlite:///x.db"
+    cfg = Config(root=tmp_path)
+    assert _storage_spec(cfg, "mysql+pymysql://u:p@h/db", tmp_path)["kind"] == "rdb"
+    assert _storage_spec(cfg, "shared.journal", tmp_path)["path"] == str(tmp_path / "shared.journal")
+    with pytest.raises(UserError, match="not an Optuna RDB URL") as e:
+        _storage_spec(cfg, "redis://u:hunter2@h/0", tmp_path)
+    assert "hunter2" not in str(e.value)
+    with pytest.raises(UserError, match="does not exist"):
+        _storage_spec(cfg, "no/such/dir/x.journal", tmp_path)
+
+
 # ---------------------------------------------------------------------------
 # The rewrite: only the changed values (and the two declarations) move
 
