@@ -73,6 +73,9 @@ def run_start(args) -> int:
             run = runstate.load_run(cfg.root, tag)
         else:
             run = _baseline(cfg, repo, tag, manifest)
+    notes = cfg.root / "notes.md"
+    if not notes.exists():
+        notes.write_text("# Notes (your working memory; git-ignored, never committed)\n")
     print(card(cfg, run, manifest, resumed))
     return 0
 
@@ -119,7 +122,7 @@ def card(cfg: Config, run: dict, manifest: dict, resumed: bool) -> str:
         f"{manifest['n_folds']} folds of {manifest['n_train']} train rows",
         f"baseline:  {base['mean']:.4f} ± {base['se']:.4f}",
         f"best:      {inc['mean']:.4f} (iter {inc['iter']}, {inc['commit'][:8]})",
-        f"noise:     {floor:.4f} (corrected SE of a mean; smaller gains are rarely significant)",
+        f"noise:     {floor:.4f} (corrected SE of the baseline's mean; each step line shows Δ ± its own SE)",
         f"keep rule: {rule}",
         f"budget:    {cfg.budget_s:g} s and {cfg.memory_mb} MB per evaluation",
         "next:      edit train.py (HYPOTHESIS, CATEGORY, one idea), then run `uv run autoresearch step`",
@@ -336,14 +339,28 @@ def _judge(cfg: Config, run: dict, pending: dict, result, damage: list[str], t0:
         rec.update(status=INVALID, reason=damage[0], tail=damage[1:])
     elif result.status != "ok":
         rec.update(status=CRASH if result.status == "crash" else TIMEOUT, tail=error_tail(result))
+        if result.status == "timeout":
+            rec["reason"] = _timeout_reason(result, cfg, load_manifest(cfg)["n_folds"])
     else:
         manifest = load_manifest(cfg)
         v = keep_rule.decide(done["scores"], inc["scores"], higher_is_better=manifest["higher_is_better"],
                              ratio=manifest["fold_ratio"], alpha=cfg.alpha, min_delta=cfg.min_delta,
                              rule=cfg.keep_rule, fewer_lines=pending["lines"] < inc["lines"])
-        rec.update(status=v.status, delta=v.delta, p_value=v.p_value, p_worse=v.p_worse, reason=v.reason)
+        rec.update(status=v.status, delta=v.delta, p_value=v.p_value, p_worse=v.p_worse, reason=v.reason,
+                   se_delta=v.se_delta)
     rec["wall_s"] = time.monotonic() - t0
+    rec["budget_share"] = result.wall_s / cfg.budget_s
     return rec
+
+
+def _timeout_reason(result, cfg: Config, n_folds: int) -> str:
+    """How far it got, so the agent knows how much cheaper the next try must be."""
+    folds = [e for e in result.events if e.get("event") == "fold"]
+    if not folds:
+        return f"over the {cfg.budget_s:g} s budget before the first of {n_folds} folds finished"
+    per = sum(e.get("fit_s", 0) for e in folds) / len(folds)
+    return (f"over the {cfg.budget_s:g} s budget after {len(folds)}/{n_folds} folds (~{per:.0f} s fit per fold; "
+            f"all folds need ~{per * n_folds:.0f} s)")
 
 
 # ---------------------------------------------------------------------------
@@ -433,10 +450,25 @@ def one_line(rec: dict, metric: str) -> str:
         else:
             parts[1] += ", nothing committed" if not rec.get("commit") else ""
         return " | ".join(p for p in parts if p)
+    score = f"{metric} {rec['mean']:.4f}"
+    if rec.get("delta") is not None:
+        score += f" (Δ {rec['delta']:+.4f}{_pm(rec.get('se_delta'))}{_p_text(rec)})"
+    parts = [f"iter {rec['iter']}", score, LABEL[rec["status"]], secs, what]
+    if rec.get("budget_share", 0) >= 0.7:
+        parts.append(f"warning: used {rec['budget_share']:.0%} of the evaluation budget")
+    return " | ".join(parts)
+
+
+def _pm(se) -> str:
+    return "" if se is None or math.isnan(se) else f" ± {se:.4f}"
+
+
+def _p_text(rec: dict) -> str:
+    """The p-value of the verdict's own direction: 'worse' for a discard, 'better' otherwise."""
+    if rec["status"] == keep_rule.DISCARD and rec.get("p_worse") is not None:
+        return f", p(worse)={rec['p_worse']:.2g}"
     p = rec.get("p_value")
-    pv = "" if p is None or math.isnan(p) else f", p={p:.2g}"
-    score = f"{metric} {rec['mean']:.4f}" + (f" (Δ {rec['delta']:+.4f}{pv})" if rec.get("delta") is not None else "")
-    return " | ".join([f"iter {rec['iter']}", score, LABEL[rec["status"]], secs, what])
+    return "" if p is None or math.isnan(p) else f", p={p:.2g}"
 
 
 # ---------------------------------------------------------------------------
