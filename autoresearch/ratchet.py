@@ -124,6 +124,7 @@ def card(cfg: Config, run: dict, manifest: dict, resumed: bool) -> str:
         f"best:      {inc['mean']:.4f} (iter {inc['iter']}, {inc['commit'][:8]})",
         f"noise:     {floor:.4f} (corrected SE of the baseline's mean; each step line shows Δ ± its own SE)",
         f"keep rule: {rule}",
+        f"features:  {feature_line(manifest)}",
         f"budget:    {cfg.budget_s:g} s and {cfg.memory_mb} MB per evaluation",
         "next:      edit train.py (HYPOTHESIS, CATEGORY, one idea), then run `uv run autoresearch step`",
     ])
@@ -353,6 +354,15 @@ def _judge(cfg: Config, run: dict, pending: dict, result, damage: list[str], t0:
     return rec
 
 
+def feature_line(manifest: dict, limit: int = 700) -> str:
+    """Column names and kinds: train.py cannot read the data, so this is how the agent learns the schema."""
+    kind = {"category": "cat"}
+    cols = [f"{c} ({kind.get(t, 'num' if t.startswith(('int', 'float', 'Int', 'Float')) else t)})"
+            for c, t in manifest["columns"].items()]
+    text = ", ".join(cols)
+    return text if len(text) <= limit else text[: limit - 5] + ", ..."
+
+
 def _timeout_reason(result, cfg: Config, n_folds: int) -> str:
     """How far it got, so the agent knows how much cheaper the next try must be."""
     folds = [e for e in result.events if e.get("event") == "fold"]
@@ -441,7 +451,8 @@ def _score_holdout(cfg: Config, tag: str, it: int, commit: str, train_py: Path) 
 
 def one_line(rec: dict, metric: str) -> str:
     """`iter 7 | roc_auc 0.9182 (Δ +0.0041, p=0.01) | KEPT | 3.1s | model: LightGBM with 31 leaves`"""
-    what = f"{rec['category'] or '?'}: {rec['hypothesis'] or '?'}"
+    hyp, cat = rec["hypothesis"] or "?", rec["category"] or "?"
+    what = hyp if hyp.lower().startswith(cat.lower() + ":") else f"{cat}: {hyp}"
     secs = f"{rec.get('wall_s', 0):.1f}s"
     if rec["status"] in (CRASH, TIMEOUT, INVALID):
         parts = [f"iter {rec['iter']}", LABEL[rec["status"]], rec.get("reason") or "", secs, what]
@@ -465,7 +476,7 @@ def _pm(se) -> str:
 
 def _p_text(rec: dict) -> str:
     """The p-value of the verdict's own direction: 'worse' for a discard, 'better' otherwise."""
-    if rec["status"] == keep_rule.DISCARD and rec.get("p_worse") is not None:
+    if (rec["status"] == keep_rule.DISCARD or (rec.get("delta") or 0) < 0) and rec.get("p_worse") is not None:
         return f", p(worse)={rec['p_worse']:.2g}"
     p = rec.get("p_value")
     return "" if p is None or math.isnan(p) else f", p={p:.2g}"

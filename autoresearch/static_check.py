@@ -109,3 +109,18 @@ def code_lines(source: str) -> int:
 
 def _short(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def without_declarations(source: str, names=("SEARCH_SPACE", "HYPOTHESIS", "CATEGORY")) -> str:
+    """train.py with the top-level assignments of `names` cut out: two files equal under this differ only in
+    what the agent declares about the code, not in the code (the sweep may start from such a tree)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    lines = source.splitlines(keepends=True)
+    drop: set[int] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in names for t in node.targets):
+            drop.update(range(node.lineno - 1, node.end_lineno))
+    return "".join(line for i, line in enumerate(lines) if i not in drop)

@@ -69,6 +69,10 @@ def card(cfg: Config, run: dict) -> str:
         score = f"{ledger.number(r, 'metric'):.4f}" if r["metric"] else "  -   "
         lines.append(f"  {r['iter']:>4} {r['status']:<8} {score} {delta}  {r['category'][:14]:<14} "
                      f"{_short(r['hypothesis'] or r['note'], 60)}")
+    if manifest.get("columns"):
+        from autoresearch.ratchet import feature_line
+
+        lines.append(f"features: {feature_line(manifest, 400)}")
     lines += _categories(steps)
     lines += _advice(cfg, run, steps)
     return "\n".join(lines[:25])

@@ -34,6 +34,7 @@ from autoresearch import gitops, runstate, search_space
 from autoresearch.config import Config, load_config
 from autoresearch.errors import UserError
 from autoresearch.runner import RESULT_FD_VAR, TOKEN_VAR, emit
+from autoresearch.static_check import without_declarations
 
 DEFAULT_BUDGET_S = 600.0
 MIN_BUDGET_S = 10.0  # the worker alone needs ~6 s to import pandas, scikit-learn and optuna
@@ -131,11 +132,13 @@ def _preflight(cfg: Config):
     if gitops.current_branch(repo) != run["branch"] or gitops.tip(repo, run["branch"]) != inc:
         raise UserError(f"the work tree is not at the run's incumbent ({run['branch']} at {inc[:8]}): "
                         f"`git checkout {run['branch']}` (or `uv run autoresearch start {run['tag']}`), then sweep")
-    if gitops.blob_of_worktree(repo) != gitops.blob_at(repo, inc):
-        raise UserError(f"train.py differs from the incumbent ({inc[:8]}): the sweep starts from the committed "
-                        "incumbent. `uv run autoresearch step` your edit first (or `git checkout -- train.py` to "
-                        "drop it), then sweep")
-    return run, repo, (cfg.root / gitops.TRAIN).read_text()
+    source = (cfg.root / gitops.TRAIN).read_text()
+    if gitops.blob_of_worktree(repo) != gitops.blob_at(repo, inc) and \
+            without_declarations(source) != without_declarations(gitops.show(repo, inc) + "\n"):
+        raise UserError(f"train.py differs from the incumbent ({inc[:8]}) beyond SEARCH_SPACE, HYPOTHESIS and "
+                        "CATEGORY: the sweep tunes the incumbent's model. Run `uv run autoresearch step` on your "
+                        "change first, then sweep (a new SEARCH_SPACE alone may stay uncommitted: the sweep uses it)")
+    return run, repo, source
 
 
 def _plan(cfg: Config, args, run: dict, params: dict, dims, manifest: dict, source: str) -> dict:
