@@ -13,7 +13,8 @@ VERBS = {
     "step": ("autoresearch.ratchet", "one iteration: commit train.py, evaluate, keep or revert, log one row"),
     "status": ("autoresearch.status", "where the run stands (best, last rows, categories, plateau) in <= 25 lines"),
     "stop": ("autoresearch.ratchet", "mark the run stopped, so the Claude Code stop gate lets the agent end"),
-    "sweep": ("autoresearch.sweep", "Bayesian optimisation (Optuna TPE) over train.py's SEARCH_SPACE, then hand to step"),
+    "sweep": ("autoresearch.sweep",
+              "Bayesian optimisation (Optuna TPE) over train.py's SEARCH_SPACE, then hand to step"),
     "report": ("autoresearch.report", "for the human: progress plot and report with holdout scores"),
     "export": ("autoresearch.export", "fit a commit's pipeline on the whole train part and save it (joblib)"),
     "predict": ("autoresearch.export", "apply an exported model to new rows"),
@@ -33,10 +34,11 @@ configuration: [tool.autoresearch] in pyproject.toml; the contract: prepare.py.
 
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="autoresearch", description="An autonomous tabular-ML research loop: frozen harness, one mutable train.py.",
+        prog="autoresearch",
+        description="An autonomous tabular-ML research loop: frozen harness, one mutable train.py.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    for name, (module, text) in VERBS.items():
+    for name, (_, text) in VERBS.items():
         p = sub.add_parser(name, help=text, description=text)
         if name == verb:  # only the chosen verb's module is imported: keeps `--help` and hooks fast
             getattr(_module(name), f"add_arguments_{name}")(p)

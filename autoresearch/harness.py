@@ -141,7 +141,8 @@ def train_main(train_py: str) -> None:
         print(f"std_err:  {done['se']:.6f}")
     print(f"folds:    {' '.join(f'{s:.6f}' for s in scores)}" + ("" if result.status == "ok"
                                                                  else f"  ({len(scores)} of {manifest['n_folds']})"))
-    print(f"fit_s:    {done.get('fit_s', sum(e.get('fit_s', 0) for e in result.events if e.get('event') == 'fold')):.2f}")
+    fit_s = done.get("fit_s", sum(e.get("fit_s", 0) for e in result.events if e.get("event") == "fold"))
+    print(f"fit_s:    {fit_s:.2f}")
     print(f"wall_s:   {result.wall_s:.2f}")
     print(f"status:   {result.status}")
     if result.status != "ok":

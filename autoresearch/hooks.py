@@ -26,7 +26,8 @@ from autoresearch import runstate
 EDITABLE = {"train.py", "notes.md"}
 HARNESS_FAILURES_TO_LET_GO = 3
 
-FROZEN = r"(prepare\.py|pyproject\.toml|uv\.lock|autoresearch/|\.claude/|data/|\.autoresearch/|results\.tsv|program\.md)"
+FROZEN = (r"(prepare\.py|pyproject\.toml|uv\.lock|autoresearch/|\.claude/|data/|\.autoresearch/|results\.tsv"
+          r"|program\.md)")
 RULES = [
     # (pattern over the whole command, reason: what to do instead)
     (r"holdout|(^|[\s'\"/=])(reports|models)/",

@@ -33,7 +33,7 @@ def improvements(candidate: list[float], incumbent: list[float], higher_is_bette
     if len(candidate) != len(incumbent):
         raise ValueError(f"{len(candidate)} candidate folds vs {len(incumbent)} incumbent folds: not paired")
     sign = 1.0 if higher_is_better else -1.0
-    return [sign * (c - i) for c, i in zip(candidate, incumbent)]
+    return [sign * (c - i) for c, i in zip(candidate, incumbent, strict=True)]
 
 
 def decide(candidate: list[float], incumbent: list[float], *, higher_is_better: bool, ratio: float,
@@ -53,7 +53,8 @@ def decide(candidate: list[float], incumbent: list[float], *, higher_is_better: 
         return Verdict(DISCARD, delta, p_better, p_worse, f"worse with p={p_worse:.3g} < alpha={alpha:g}", se)
     if fewer_lines:
         return Verdict(SIMPLIFY, delta, p_better, p_worse, "not significantly worse and fewer code lines", se)
-    why = f"gain {delta:.3g} below min_delta {min_delta:g}" if p_better < alpha else f"p={p_better:.3g} >= alpha={alpha:g}"
+    why = (f"gain {delta:.3g} below min_delta {min_delta:g}" if p_better < alpha
+           else f"p={p_better:.3g} >= alpha={alpha:g}")
     return Verdict(NOOP, delta, p_better, p_worse, f"no significant difference ({why})", se)
 
 

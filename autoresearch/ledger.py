@@ -106,7 +106,7 @@ def read(root: Path, tag: str | None = None) -> list[dict]:
             fields = line.rstrip("\n").split("\t")
             if len(fields) != len(header):
                 continue
-            row = dict(zip(header, fields))
+            row = dict(zip(header, fields, strict=True))
             if tag is None or row.get("tag") == tag:
                 rows.append(row)
     return rows

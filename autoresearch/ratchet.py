@@ -117,7 +117,8 @@ def card(cfg: Config, run: dict, manifest: dict, resumed: bool) -> str:
     rule = (f"paired corrected t-test, alpha {cfg.alpha:g}, min_delta {cfg.min_delta:g}" if cfg.keep_rule == "paired"
             else "strict (any better mean)")
     return "\n".join([
-        f"run:       {run['tag']} on branch {run['branch']} ({'resumed at iter ' + str(run['iterations']) if resumed else 'new'})",
+        f"run:       {run['tag']} on branch {run['branch']} "
+        f"({'resumed at iter ' + str(run['iterations']) if resumed else 'new'})",
         f"metric:    {manifest['metric']} ({'higher' if manifest['higher_is_better'] else 'lower'} is better), "
         f"{manifest['n_folds']} folds of {manifest['n_train']} train rows",
         f"baseline:  {base['mean']:.4f} ± {base['se']:.4f}",
@@ -220,7 +221,8 @@ def _check_position(repo, run: dict) -> None:
     at = gitops.tip(repo, branch)
     if at != inc:
         raise UserError(f"branch {branch} was moved by hand to {at[:8]}; the ratchet's incumbent is {inc[:8]}. "
-                        f"Put it back with `git reset --keep {inc[:12]}` (your commit stays in the reflog), then step again")
+                        f"Put it back with `git reset --keep {inc[:12]}` (your commit stays in the reflog), then step "
+                        "again")
 
 
 def _pre_checks(cfg: Config, repo, run: dict, source: str) -> list[str]:

@@ -85,7 +85,8 @@ def make_project(path: Path, config: dict | None = FAST_CONFIG, commit: bool = T
             shutil.copy2(ROOT / name, path / name)
     for name in PROJECT_DIRS:
         if (ROOT / name).exists():
-            shutil.copytree(ROOT / name, path / name, ignore=shutil.ignore_patterns("__pycache__", "settings.local.json"))
+            skip = shutil.ignore_patterns("__pycache__", "settings.local.json")
+            shutil.copytree(ROOT / name, path / name, ignore=skip)
     proj = Project(path)
     if config is not None:
         proj.set_config(**config)

@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, make_project
 
 HOOK = ".claude/hooks/run-hook.sh"
