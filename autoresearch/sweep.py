@@ -40,6 +40,7 @@ DEFAULT_BUDGET_S = 600.0
 MIN_BUDGET_S = 10.0  # the worker alone needs ~6 s to import pandas, scikit-learn and optuna
 SOFT_MARGIN_S = 1.5  # the worker stops starting folds this long before its hard kill
 FOLD_SLACK = 1.3  # a fold starts only if 1.3x the slowest fold so far still ends before that
+FINAL_READ_S = 1.0  # kept back, with a shared --storage, to read the study's best over all machines
 HAND_OFF_S = 1.0  # kept back for writing train.py and sweep.json after the worker
 PRUNER_STARTUP_TRIALS = 5  # complete trials before the pruner judges anyone: a median needs a few values
 MAX_FAILURES_IN_A_ROW = 5
@@ -476,12 +477,15 @@ def worker_main(plan: dict) -> int:
     except BaseException as e:  # noqa: BLE001 - train.py's import failing is reported, not raised
         emit({"event": "error", "reason": f"importing train.py: {type(e).__name__}: {e}"})
         return 0
+    shared, final_by = not plan["storage"].get("default"), plan["deadline"]
+    if shared:  # trials stop early enough to read the shared study once more before the hard kill
+        plan["deadline"] -= FINAL_READ_S
     kids = [_fork_worker(i, plan, module, X, y, folds, metric) for i in range(1, plan["workers"])]
     _work(0, plan, module, X, y, folds, metric)
     for pid in kids:
         os.waitpid(pid, 0)
-    if not plan["storage"].get("default") and time.monotonic() < plan["deadline"] - 0.5:
-        # a shared study may have grown on other machines meanwhile; locally the trial events say it all
+    if shared and time.monotonic() < final_by:
+        # a shared study has grown on other machines meanwhile: its best and totals are the study's, not ours
         study = _open_study(plan, optuna, load=True)
         emit({"event": "final", **_study_state(study, plan, optuna)})
     emit({"event": "done"})  # the parent stops this process right away: no interpreter teardown to wait for
@@ -500,7 +504,7 @@ def sweep_folds(cfg: Config, train, manifest: dict):
 
 def _open_study(plan: dict, optuna, load: bool = False, worker: int = 0):
     if plan["storage"]["kind"] == "rdb":
-        storage = optuna.storages.RDBStorage(plan["storage"]["url"])
+        storage = _rdb_storage(plan["storage"]["url"], optuna)
     else:
         from optuna.storages.journal import JournalFileBackend
 
@@ -521,6 +525,20 @@ def _open_study(plan: dict, optuna, load: bool = False, worker: int = 0):
     if not any(_picked(t, names) == plan["current"] for t in study.get_trials(deepcopy=False, states=live)):
         study.enqueue_trial(plan["current"])
     return study
+
+
+def _rdb_storage(url: str, optuna, attempts: int = 6):
+    """Machines that open a new shared database at the same moment all try to create its schema; one wins
+    and the others fail on a duplicate row. Opening again finds the schema in place."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except SQLAlchemyError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1) + 0.1 * (os.getpid() % 5))
 
 
 def _picked(trial, names: list[str]) -> dict:

@@ -258,6 +258,35 @@ def test_two_workers_share_one_study(proj):
     proj.git("checkout", "--", "train.py")  # leave the incumbent for the next test
 
 
+def test_two_machines_share_one_study_through_a_database(proj, tmp_path):
+    """The README's multi-machine recipe with sqlite standing in for PostgreSQL: a clone of the run's branch
+    on a second "machine" sweeps the same study at the same time; both read the study's best at the end."""
+    other = tmp_path / "machine-b"
+    subprocess.run(["git", "clone", "-q", "-b", "autoresearch/sw", str(proj.path), str(other)], check=True)
+    for k, v in (("user.email", "b@example.invalid"), ("user.name", "b")):
+        subprocess.run(["git", "config", k, v], cwd=other, check=True)
+    r = subprocess.run([sys.executable, "-m", "autoresearch.cli", "start", "sw"], cwd=other, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    args = [sys.executable, "-m", "autoresearch.cli", "sweep", "--storage", url, "--budget", "20", "--study", "net"]
+    machines = [subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                for cwd in (proj.path, other)]  # at the same moment: both create the database's schema
+    outs = [m.communicate(timeout=60)[0] for m in machines]
+    assert [m.returncode for m in machines] == [0, 0], outs
+    import optuna
+
+    trials = optuna.load_study(study_name="net", storage=url).get_trials(deepcopy=False)
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    hosts = [json.loads((cwd / ".autoresearch/runs/sw/sweep.json").read_text()) for cwd in (proj.path, other)]
+    assert all(h["this_sweep"]["trials"] > 0 for h in hosts) and \
+        sum(h["this_sweep"]["trials"] for h in hosts) == len(trials)
+    best = max((t for t in trials if t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: t.value)
+    # the machine whose sweep ended last saw every trial: its hand-off is the study's best
+    assert best.number in [h["best_trial"] for h in hosts], (best.number, hosts)
+    proj.git("checkout", "--", "train.py")
+
+
 def _token_processes(root) -> list[int]:
     out = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
