@@ -180,12 +180,30 @@ def _storage_spec(cfg: Config, url: str | None, local: Path) -> dict:
         if not re.match(r"^(sqlite|postgresql|postgres|mysql|mariadb|oracle|mssql)(\+\w+)?://", url):
             raise UserError(f"--storage {redact(url)}: not an Optuna RDB URL; use postgresql://user:pass@host/db, "
                             "mysql://..., sqlite:///path.db, or a journal file path")
+        _check_driver(url)
         return {"kind": "rdb", "url": url}
     path = Path(url).expanduser()
     path = path if path.is_absolute() else cfg.root / path
     if not path.parent.is_dir():
         raise UserError(f"--storage {url}: folder {path.parent} does not exist; create it or give another path")
     return {"kind": "journal", "path": str(path)}
+
+
+def _check_driver(url: str) -> None:
+    """The database's Python driver imports here, not only in the worker, so a missing one says what to do."""
+    from sqlalchemy import create_engine  # an Optuna dependency; creating an engine imports the driver, no I/O
+
+    try:
+        create_engine(url).dispose()
+    except ModuleNotFoundError as e:
+        raise UserError(f"--storage {redact(url)}: its database driver ({e.name}) is not installed; add it for this "
+                        f"command only (pyproject.toml stays frozen): `uv run --with {DRIVERS.get(e.name, e.name)} "
+                        "autoresearch sweep ...`") from None
+
+
+# module -> what to add with `uv run --with`
+DRIVERS = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient",
+           "pymysql": "pymysql"}
 
 
 def redact(url: str) -> str:

@@ -363,7 +363,7 @@ def refactors(sc: Scores, rule_set) -> dict:
     return {"pairs": n, "kept": kept, "max_abs_fold_diff": max_abs}
 
 
-def power(sc: Scores, size: Size, spec_t: TableSpec, sigma: float, rule_set) -> dict:
+def power(sc: Scores, size: Size, spec_t: TableSpec, sigma: float, se_unit: float, rule_set) -> dict:
     """Keep rates per true-gain bin, for the two ways a candidate rung can meet an incumbent rung: with another
     seed (the noise σ measures; the headline) and with the same seed (an edit that keeps SEED: LightGBM's first
     trees are then identical, so the delta is nearly free of seed noise)."""
@@ -377,7 +377,7 @@ def power(sc: Scores, size: Size, spec_t: TableSpec, sigma: float, rule_set) -> 
     per_fold = {n: sign * np.mean([sc.get("extra", c) for c in cs], axis=0) for n, cs in extra.items()}
     k = d.n_folds_per_repeat
     empty = lambda: {"level_pairs": 0, "n": 0, "kept": {r: 0 for r, _ in rule_set}}  # noqa: E731
-    bins = {kind: {label: empty() for *_, label in BINS} for kind in ("other_seed", "same_seed")}
+    bins = {kind: {label: empty() for *_, label in BINS} for kind in ("other_seed", "same_seed", "se_units")}
     below = {kind: empty() for kind in bins}
     gains, gain_ses, residuals = [], [], []
     for lo, hi in itertools.combinations(ladder, 2):
@@ -388,7 +388,8 @@ def power(sc: Scores, size: Size, spec_t: TableSpec, sigma: float, rule_set) -> 
         gain_ses.append(float(np.std(repeat_means, ddof=1) / math.sqrt(len(repeat_means))) / sigma)
         gains.append(true / sigma)
         for kind in bins:
-            slot = next((bins[kind][label] for a, b, label in BINS if a <= true / sigma < b), below[kind])
+            unit = se_unit if kind == "se_units" else sigma
+            slot = next((bins[kind][label] for a, b, label in BINS if a <= true / unit < b), below[kind])
             slot["level_pairs"] += 1
         for (si, c), (sj, i) in itertools.product(enumerate(fixed[cand_n]), enumerate(fixed[inc_n])):
             kind = "same_seed" if si == sj else "other_seed"
@@ -396,10 +397,17 @@ def power(sc: Scores, size: Size, spec_t: TableSpec, sigma: float, rule_set) -> 
             cc, ci = sc.get("cv", c), sc.get("cv", i)
             if kind == "other_seed":
                 residuals.append(delta(cc, ci, d) - true)
-            slot["n"] += 1
-            for label, kept in verdicts(cc, ci, d, rule_set).items():
-                slot["kept"][label] += kept
-    return {"bins": bins["other_seed"], "same_seed_bins": bins["same_seed"], "below": below, "gains_sigma": gains,
+            kept_by = verdicts(cc, ci, d, rule_set)
+            slots = [slot]
+            if kind == "other_seed":  # the same candidates, binned by gain / the step's ± instead of / σ
+                slots.append(next((bins["se_units"][label] for a, b, label in BINS if a <= true / se_unit < b),
+                                  below["se_units"]))
+            for sl in slots:
+                sl["n"] += 1
+                for label, kept in kept_by.items():
+                    sl["kept"][label] += kept
+    return {"bins": bins["other_seed"], "same_seed_bins": bins["same_seed"], "se_bins": bins["se_units"],
+            "below": below, "gains_sigma": gains,
             "median_true_gain_se_sigma": float(np.median(gain_ses)),
             "residual_sd_sigma": float(np.std(residuals) / sigma)}
 
@@ -452,7 +460,8 @@ def run_table(name: str, size: Size, rule_set, workers: int, cache: dict) -> dic
     log(f"{name}: refactors")
     res["refactor"] = refactors(sc, rule_set)
     log(f"{name}: power ladder")
-    res["power"] = power(sc, size, TABLES[name], res["sigma"], rule_set)
+    res["se_unit"] = res["noop"]["lgbm"]["mean_corrected_se"]
+    res["power"] = power(sc, size, TABLES[name], res["sigma"], res["se_unit"], rule_set)
     log(f"{name}: researcher pool")
     res["researcher"] = researcher(sc, size, rule_set)
     res["seconds"] = time.monotonic() - t0
@@ -514,6 +523,12 @@ def table_report(res: dict, rule_set, size: Size) -> list[str]:
                 f"{np.mean(h['keeps']):.1f}"]
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
+    lines.append(f"± (mean corrected SE of the seed-only pairs) = {res['se_unit']:.3g}; power by gain in ±: "
+                 + "; ".join(
+        label.replace("paired ", "") + " " + ", ".join(f"{b.replace('σ', '±')} {rate(v['kept'][label], v['n'])}"
+                                                       for b, v in p["se_bins"].items() if v["n"])
+        for label, _ in rule_set))
+    lines.append("")
     lines.append("power when the candidate keeps the incumbent's seed (same-seed rung pairs): " + "; ".join(
         label.replace("paired ", "") + " " + ", ".join(f"{b} {rate(v['kept'][label], v['n'])}"
                                                        for b, v in p["same_seed_bins"].items() if v["n"])
@@ -536,23 +551,29 @@ def sc_metric(res: dict):
 
 def summary(results: list[dict], rule_set) -> tuple[list[str], dict]:
     lines = ["### All tables pooled", "",
-             "| rule | false keep: seed-only | false keep: refactor | power ~1σ | power ~2σ | power ~3σ | power ≥4σ |",
-             "|---|---|---|---|---|---|---|"]
+             "Power in two units: σ, the sd of a no-op's delta on the fixed folds (the true noise), and ±, the "
+             "corrected SE the step line prints for such a change (what the agent sees as the noise).", "",
+             "| rule | false keep: seed-only | false keep: refactor | power ~1σ | power ~2σ | power ~3σ | power ≥4σ "
+             "| power ~1± | power ~2± | power ~3± | power ≥4± |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     pooled = {}
     for label, _ in rule_set:
         k = sum(noop_totals(r, label)[0] for r in results)
         n = sum(noop_totals(r, label)[1] for r in results)
         rk = sum(r["refactor"]["kept"][label] for r in results)
         rn = sum(r["refactor"]["pairs"] for r in results)
-        pw = {}
+        pw, pse = {}, {}
         for *_, b in BINS:
-            pk = sum(r["power"]["bins"][b]["kept"][label] for r in results)
-            pn = sum(r["power"]["bins"][b]["n"] for r in results)
-            pw[b] = (pk, pn)
+            for out, key in ((pw, "bins"), (pse, "se_bins")):
+                pk = sum(r["power"][key][b]["kept"][label] for r in results)
+                pn = sum(r["power"][key][b]["n"] for r in results)
+                out[b] = (pk, pn)
         worst = max((noop_totals(r, label)[0] / noop_totals(r, label)[1] for r in results), default=0.0)
         pooled[label] = {"fk": k / n if n else math.nan, "fk_worst": worst,
-                         "p2": pw["~2σ"][0] / pw["~2σ"][1] if pw["~2σ"][1] else math.nan}
-        lines.append("| " + " | ".join([label, rate(k, n), rate(rk, rn), *(rate(*pw[b]) for *_, b in BINS)]) + " |")
+                         "p2": pw["~2σ"][0] / pw["~2σ"][1] if pw["~2σ"][1] else math.nan,
+                         "p2se": pse["~2σ"][0] / pse["~2σ"][1] if pse["~2σ"][1] else math.nan}
+        lines.append("| " + " | ".join([label, rate(k, n), rate(rk, rn), *(rate(*pw[b]) for *_, b in BINS),
+                                        *(rate(*pse[b]) for *_, b in BINS)]) + " |")
     return lines + [""], pooled
 
 
@@ -562,7 +583,9 @@ def recommendation(pooled: dict) -> str:
     meets = [k for k, v in paired.items() if ok(v) and v["p2"] >= TARGET_POWER]
     safe = [k for k, v in paired.items() if ok(v)]
     facts = "; ".join(f"{k.replace('paired ', '')}: false keeps {v['fk']:.1%} pooled (worst table "
-                      f"{v['fk_worst']:.1%}), power at ~2σ {v['p2']:.0%}" for k, v in pooled.items())
+                      f"{v['fk_worst']:.1%}), power at ~2σ {v['p2']:.0%}, at ~2± {v['p2se']:.0%}"
+                      for k, v in pooled.items())
+    meets_se = [k for k, v in paired.items() if ok(v) and v["p2se"] >= TARGET_POWER]
     target = (f"false keeps ≤ {TARGET_FALSE_KEEP:.0%} on every table with power ≥ {TARGET_POWER:.0%} on gains "
               "of ~2σ")
     if meets:
@@ -574,6 +597,10 @@ def recommendation(pooled: dict) -> str:
                    f"them, {best}, keeps {paired[best]['p2']:.0%} of ~2σ gains.")
     else:
         verdict = f"The target ({target}) is NOT met: no paired alpha tried keeps false keeps under it on every table."
+    if meets_se:
+        verdict += (f" Measured in the step's ± instead of σ, the target is met by {', '.join(meets_se)}. No "
+                    f"one-sided rule can meet it in σ units: false keeps ≤ {TARGET_FALSE_KEEP:.0%} need a threshold "
+                    "of 1.645σ or more, which keeps at most 64% of 2σ gains when the delta's noise is σ.")
     return f"Measured: {facts}. {verdict}"
 
 

@@ -9,9 +9,9 @@ For each table and each wall-clock budget B, holdout scores of
 and trials per minute of budget with pruning (b) and without (d). The LightGBM defaults the sweeps start
 from are shown too. Holdout scores are for humans: this script reads them from the run's holdout.jsonl.
 
-    nice -n 19 uv run --group bench --with xgboost-cpu python bench/surveyor_bench.py [--quick] [--out FILE]
+    uv run --group bench python bench/surveyor_bench.py [--quick] [--out FILE]
 
-(FLAML's AutoML needs xgboost, which the `bench` group does not pull in: hence `--with xgboost-cpu`.)
+(The `bench` group brings FLAML and the xgboost its AutoML needs; run it on an otherwise idle machine.)
 Every model uses one thread and two jobs run side by side (2 cores); budgets are the same for all methods.
 """
 
@@ -282,7 +282,7 @@ def orchestrate(args) -> int:
     try:
         from flaml import AutoML  # noqa: F401
     except ImportError as e:
-        print(f"FLAML's AutoML does not import ({e}); run with `uv run --group bench --with xgboost-cpu python "
+        print(f"FLAML's AutoML does not import ({e}); run with `uv run --group bench python "
               "bench/surveyor_bench.py`", file=sys.stderr)
         return 2
     names, budgets = QUICK if args.quick else FULL
