@@ -117,3 +117,16 @@ def number(row: dict, key: str) -> float:
         return float(row.get(key, ""))
     except ValueError:
         return math.nan
+
+
+def by_category(steps: list[dict], kept: tuple[str, ...]) -> list[tuple[str, int, int, float]]:
+    """(category, tried, kept, summed Δ of the kept) per category, the largest summed Δ first."""
+    stats: dict[str, list] = {}
+    for r in steps:
+        s = stats.setdefault(r["category"] or "?", [0, 0, 0.0])
+        s[0] += 1
+        if r["status"] in kept:
+            delta = number(r, "delta")
+            s[1] += 1
+            s[2] += 0.0 if math.isnan(delta) else delta
+    return sorted(((c, n, k, d) for c, (n, k, d) in stats.items()), key=lambda x: (-x[3], -x[2], x[0]))

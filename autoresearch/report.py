@@ -190,14 +190,7 @@ def hold_value(v: View, row: dict) -> float:
 
 
 def categories(steps: list[dict]) -> list[tuple[str, int, int, float]]:
-    stats: dict[str, list] = {}
-    for r in steps:
-        s = stats.setdefault(r["category"] or "?", [0, 0, 0.0])
-        s[0] += 1
-        if r["status"] in KEPT:
-            s[1] += 1
-            s[2] += _zero_nan(ledger.number(r, "delta"))
-    return sorted(((c, n, k, d) for c, (n, k, d) in stats.items()), key=lambda x: (-x[3], -x[2], x[0]))
+    return ledger.by_category(steps, KEPT)
 
 
 def _elapsed_hours(v: View) -> float:
@@ -218,10 +211,6 @@ def _row_time(row: dict) -> float:
 
 def _nansum(values) -> float:
     return sum(x for x in values if not math.isnan(x))
-
-
-def _zero_nan(x: float) -> float:
-    return 0.0 if math.isnan(x) else x
 
 
 def is_sweep(row: dict) -> bool:

@@ -79,17 +79,8 @@ def card(cfg: Config, run: dict) -> str:
 
 
 def _categories(steps: list[dict]) -> list[str]:
-    stats: dict[str, list] = {}
-    for r in steps:
-        s = stats.setdefault(r["category"] or "?", [0, 0, 0.0])
-        s[0] += 1
-        if r["status"] in KEPT:
-            s[1] += 1
-            s[2] += ledger.number(r, "delta") if r["delta"] else 0.0
-    if not stats:
-        return []
-    parts = [f"{c} {n} tried/{k} kept/Σ{d:+.4f}" for c, (n, k, d) in sorted(stats.items(), key=lambda x: -x[1][2])]
-    return ["categories: " + ", ".join(parts[:6])]
+    parts = [f"{c} {n} tried/{k} kept/Σ{d:+.4f}" for c, n, k, d in ledger.by_category(steps, KEPT)]
+    return ["categories: " + ", ".join(parts[:6])] if parts else []
 
 
 def _advice(cfg: Config, run: dict, steps: list[dict]) -> list[str]:

@@ -167,6 +167,10 @@ def test_ratchet_sequence(proj):
     hold = [json.loads(x) for x in (proj.path / ".autoresearch/runs/e2e/holdout.jsonl").read_text().splitlines()]
     assert [h["iter"] for h in hold] == [0, 1] and all(0.5 < h["holdout"] <= 1 for h in hold)
     status = proj.cli("status").stdout
+    # the card's attribution: the one keep is the only category with a summed Δ
+    steps = rows(proj)[1:]
+    tried = sum(1 for x in steps if x["category"] == "model")
+    assert f"categories: model {tried} tried/1 kept/Σ{float(steps[0]['delta']):+.4f}" in status, status
     for h in hold:
         for text in [*OUTPUTS, status]:
             assert f"{h['holdout']:.4f}" not in text and f"{h['holdout']:.3f}" not in text
