@@ -4,8 +4,12 @@ For each table and each wall-clock budget B, holdout scores of
   (a) the baseline train.py (the repo's linear model),
   (b) the surveyor: a LightGBM train.py with a 5-knob SEARCH_SPACE, `sweep --budget B`, then `step`
       (the ratchet keeps the winner or reverts it; the score is the run's incumbent afterwards),
+  (b') scout + surveyor, as the product runs: from the baseline, a scripted scout proposes the LightGBM
+      train.py (one `step`: the ratchet keeps it or not), then `sweep --budget B` tunes whichever model is
+      the incumbent (the baseline declares C), then `step`,
   (c) FLAML AutoML with time_budget B on the same train part,
-  (d) plain Optuna TPE without pruning over the same space and folds for B seconds, then `step` too;
+  (d) plain Optuna TPE without pruning over the same space and folds, then `step` too; its B seconds run
+      from its process's start, like the sweep's (imports and data loading count for both);
 and trials per minute of budget with pruning (b) and without (d). The LightGBM defaults the sweeps start
 from are shown too. Holdout scores are for humans: this script reads them from the run's holdout.jsonl.
 
@@ -28,6 +32,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+STARTED = time.monotonic()  # a --job process's start: the plain Optuna budget runs from here, like the sweep's
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("prepare.py", "train.py", "pyproject.toml", "uv.lock", "program.md", ".gitignore")
@@ -114,7 +120,7 @@ def make_table_project(path: Path, data: str, target: str) -> dict:
     lgbm = sh(path, "git", "rev-parse", "HEAD").stdout.strip()
     sh(path, "git", "checkout", "-q", base)
     cli(path, "start", "base")
-    return {"path": str(path), "lgbm": lgbm, "baseline": incumbent_holdout(path, "base")}
+    return {"path": str(path), "lgbm": lgbm, "base": base, "baseline": incumbent_holdout(path, "base")}
 
 
 def incumbent_holdout(project: Path, tag: str) -> float | None:
@@ -161,6 +167,27 @@ def job_surveyor(project: Path, budget: float, lgbm: str) -> dict:
             "search_best": info["best_value"], "rc": r.returncode}
 
 
+def job_scout(project: Path, budget: float, lgbm: str, base: str) -> dict:
+    tag = f"c{int(budget)}"
+    sh(project, "git", "checkout", "-q", base)
+    cli(project, "start", tag)
+    (project / "train.py").write_text(sh(project, "git", "show", f"{lgbm}:train.py").stdout)
+    cli(project, "step", check=False)
+    scout = last_row(project, tag)["status"]
+    t0 = time.monotonic()
+    r = cli(project, "sweep", "--budget", str(budget), check=False)
+    wall = time.monotonic() - t0
+    info = json.loads((project / ".autoresearch" / "runs" / tag / "sweep.json").read_text())
+    verdict = "unchanged"
+    if info["changed"]:
+        cli(project, "step", check=False)
+        verdict = last_row(project, tag)["status"]
+    return {"holdout": incumbent_holdout(project, tag), "scout": scout, "verdict": verdict,
+            "swept": "LightGBM" if scout in ("keep", "simplify") else "baseline",
+            "trials": info["this_sweep"]["trials"], "pruned": info["this_sweep"]["pruned"], "wall_s": wall,
+            "rc": r.returncode}
+
+
 def job_plain(project: Path, budget: float, lgbm: str) -> dict:
     """Optuna as most people use it: TPE, every trial on every fold, study.optimize(timeout=B)."""
     tag = f"p{int(budget)}"
@@ -199,8 +226,8 @@ def job_plain(project: Path, budget: float, lgbm: str) -> dict:
         return sum(scores) / len(scores)
 
     t0 = time.monotonic()
-    study.optimize(objective, timeout=budget, catch=(Exception,))
-    wall = time.monotonic() - t0
+    study.optimize(objective, timeout=max(1.0, budget - (t0 - STARTED)), catch=(Exception,))
+    wall = time.monotonic() - STARTED
     changes = sweep._changes(study.best_trial.params, current, dims)
     verdict = "unchanged"
     if changes:
@@ -237,7 +264,7 @@ def job_flaml(project: Path, budget: float, lgbm: str) -> dict:
     return {"holdout": score, "wall_s": wall, "best_estimator": automl.best_estimator}
 
 
-JOBS = {"surveyor": job_surveyor, "plain": job_plain, "flaml": job_flaml}
+JOBS = {"surveyor": job_surveyor, "scout": job_scout, "plain": job_plain, "flaml": job_flaml}
 
 
 # ---------------------------------------------------------------------------
@@ -252,7 +279,8 @@ def run_job(kind: str, template: dict, budget: float, workdir: Path, name: str) 
         project = Path(template["path"])
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, __file__, "--job", kind, "--project", str(project), "--budget",
-                           str(budget), "--lgbm", template["lgbm"]], capture_output=True, text=True)
+                           str(budget), "--lgbm", template["lgbm"], "--base", template["base"]],
+                          capture_output=True, text=True)
     lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
     if proc.returncode != 0 or not lines:
         last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
@@ -265,15 +293,17 @@ def fmt(x, digits=4) -> str:
 
 
 def markdown(results: list[dict]) -> str:
-    lines = ["| table | metric | budget | baseline | LightGBM defaults | surveyor (verdict) | FLAML | "
-             "plain Optuna (verdict) | trials/min pruned | trials/min unpruned |",
-             "|---|---|---:|---:|---:|---|---:|---|---:|---:|"]
+    lines = ["| table | metric | budget | baseline | LightGBM defaults | surveyor (verdict) | scout + surveyor "
+             "(scout, sweep verdicts) | FLAML | plain Optuna (verdict) | trials/min pruned | trials/min unpruned |",
+             "|---|---|---:|---:|---:|---|---|---:|---|---:|---:|"]
     for r in results:
-        s, p, f = r["surveyor"], r["plain"], r["flaml"]
+        s, p, f, c = r["surveyor"], r["plain"], r["flaml"], r["scout"]
+        scout = (f"{fmt(c.get('holdout'))} ({c.get('scout')}, {c.get('verdict')}: swept {c.get('swept')})"
+                 if "holdout" in c else f"- ({c.get('error')})")
         per_min = [fmt(job["trials"] / r["budget"] * 60, 1) if "trials" in job else "-" for job in (s, p)]
         lines.append(
             f"| {r['table']} | {r['metric']} | {r['budget']} s | {fmt(r['baseline'])} | {fmt(s.get('defaults'))} | "
-            f"{fmt(s.get('holdout'))} ({s.get('verdict', s.get('error'))}) | {fmt(f.get('holdout'))} | "
+            f"{fmt(s.get('holdout'))} ({s.get('verdict', s.get('error'))}) | {scout} | {fmt(f.get('holdout'))} | "
             f"{fmt(p.get('holdout'))} ({p.get('verdict', p.get('error'))}) | {per_min[0]} | {per_min[1]} |")
     return "\n".join(lines)
 
@@ -323,9 +353,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--project", help=argparse.SUPPRESS)
     p.add_argument("--budget", type=float, help=argparse.SUPPRESS)
     p.add_argument("--lgbm", help=argparse.SUPPRESS)
+    p.add_argument("--base", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.job:
-        print(json.dumps(JOBS[args.job](Path(args.project), args.budget, args.lgbm)))
+        extra = (args.base,) if args.job == "scout" else ()
+        print(json.dumps(JOBS[args.job](Path(args.project), args.budget, args.lgbm, *extra)))
         return 0
     return orchestrate(args)
 
