@@ -90,7 +90,7 @@ def run_sweep(args) -> int:
         out = _Outcome(plan, manifest, tty=sys.stdout.isatty())
         result = _run_worker(cfg, plan, out, deadline=t0 + args.budget - HAND_OFF_S)
         out.end_progress()
-        _postflight(cfg, repo, run, result, out)
+        _postflight(cfg, source, result, out)
         return _hand_off(cfg, run, source, dims, plan, out, result, manifest, time.monotonic() - t0)
 
 
@@ -358,15 +358,17 @@ def _run_worker(cfg: Config, plan: dict, out: _Outcome, deadline: float):
         marker.unlink(missing_ok=True)
 
 
-def _postflight(cfg: Config, repo, run: dict, result, out: _Outcome) -> None:
-    """train.py ran in the worker: make sure it left train.py and the harness as they were."""
+def _postflight(cfg: Config, source: str, result, out: _Outcome) -> None:
+    """train.py ran in the worker: make sure it left train.py (as the sweep read it, an uncommitted
+    SEARCH_SPACE included) and the harness as they were."""
     from autoresearch.prepared import load_manifest, problems
 
-    inc = run["incumbent"]["commit"]
-    if gitops.blob_of_worktree(repo) != gitops.blob_at(repo, inc):
-        gitops.restore(repo, inc, gitops.TRAIN)
-        raise UserError("train.py changed while the sweep ran (it rewrites itself?); restored it from the "
-                        "incumbent and wrote nothing. Remove the code that writes files, then sweep again")
+    path = cfg.root / gitops.TRAIN
+    if path.read_text() != source:
+        path.write_text(source)
+        raise UserError("train.py was written to while the sweep ran (by code in train.py, or by an edit during "
+                        "the sweep); it is back as the sweep read it and nothing else was written. Edit "
+                        "train.py only between commands, then sweep again")
     violations = [e["reason"] for e in out.errors if e.get("event") == "violation"]
     drift = problems(cfg, load_manifest(cfg) or {})
     if violations or drift:

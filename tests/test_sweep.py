@@ -261,6 +261,24 @@ def test_two_workers_share_one_study(proj):
     proj.git("checkout", "--", "train.py")  # leave the incumbent for the next test
 
 
+def test_an_uncommitted_search_space_is_swept_and_kept(proj):
+    """The agent may declare a new SEARCH_SPACE without a step (program.md says so): the sweep uses it, and the
+    hand-off keeps it in train.py (dogfood round 3: the check after the worker compared with the commit)."""
+    text = proj.read("train.py")
+    start = text.index("SEARCH_SPACE = {")
+    end = text.index("\n}\n", start) + 3
+    narrowed = text[:start] + 'SEARCH_SPACE = {\n    "learning_rate": {"low": 0.01, "high": 0.3, "log": True},\n}\n' \
+        + text[end:]
+    proj.write("train.py", narrowed)
+    r = proj.cli("sweep", "--trials", "6", "--budget", str(BUDGET), "--study", "narrow")
+    assert r.returncode == 0, r.stdout + r.stderr
+    after = proj.read("train.py")
+    assert '"learning_rate": {"low": 0.01, "high": 0.3, "log": True},\n}' in after and '"num_leaves": {' not in after
+    info = json.loads((proj.path / ".autoresearch/runs/sw/sweep.json").read_text())
+    assert set(info["changed"]) <= {"learning_rate"}
+    proj.git("checkout", "--", "train.py")
+
+
 def test_two_machines_share_one_study_through_a_database(proj, tmp_path):
     """The README's multi-machine recipe with sqlite standing in for PostgreSQL: a clone of the run's branch
     on a second "machine" sweeps the same study at the same time; both read the study's best at the end."""
