@@ -46,7 +46,7 @@ class Config:
     # the stop gate (0 = no limit)
     max_iterations: int = 0
     max_hours: float = 0.0
-    plateau_after: int = 8
+    plateau_after: int = 5
 
     @property
     def data_dir(self) -> Path:
@@ -115,7 +115,7 @@ def parse_config(table: dict, root: Path, where: str = "[tool.autoresearch]") ->
         min_delta=v.number(table, "min_delta", 0.0, lo=0.0, hi=1e9),
         max_iterations=v.integer(table, "max_iterations", 0, lo=0, hi=10**7),
         max_hours=v.number(table, "max_hours", 0.0, lo=0.0, hi=24 * 365),
-        plateau_after=v.integer(table, "plateau_after", 8, lo=2, hi=1000),
+        plateau_after=v.integer(table, "plateau_after", 5, lo=2, hi=1000),
     )
     if values["target"] is None and values["data"] == DEFAULT_DATA:
         values["target"] = DEFAULT_TARGET

@@ -82,6 +82,15 @@ def corrected_paired_p(d: list[float], ratio: float) -> tuple[float, float]:
     return upper, 1.0 - upper
 
 
+def keep_threshold(alpha: float, df: int) -> float:
+    """The t a keep needs: Δ must exceed this many times its corrected SE (the ± on a step line)."""
+    lo, hi = 0.0, 100.0
+    for _ in range(80):  # bisection on the survival function: plenty for 1e-12
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if t_sf(mid, df) > alpha else (lo, mid)
+    return hi
+
+
 def noise_floor(scores: list[float], ratio: float) -> float:
     """The corrected standard error of a CV mean: differences smaller than this are indistinguishable."""
     n = len(scores)

@@ -113,17 +113,20 @@ def _baseline(cfg: Config, repo, tag: str, manifest: dict) -> dict:
 
 def card(cfg: Config, run: dict, manifest: dict, resumed: bool) -> str:
     inc, base = run["incumbent"], run["baseline"]
-    floor = keep_rule.noise_floor(base["scores"], manifest["fold_ratio"])
-    rule = (f"paired corrected t-test, alpha {cfg.alpha:g}, min_delta {cfg.min_delta:g}" if cfg.keep_rule == "paired"
+    n = manifest["n_folds"]
+    need = keep_rule.keep_threshold(cfg.alpha, n - 1)
+    rule = (f"paired corrected t-test, alpha {cfg.alpha:g}: a keep needs Δ > {need:.2f} × the ± of its step line"
+            + (f" and Δ >= {cfg.min_delta:g}" if cfg.min_delta else "") if cfg.keep_rule == "paired"
             else "strict (any better mean)")
+    fold_rows = round(manifest["n_train"] * (1 - 1 / cfg.folds)) if not cfg.time_column else None
     return "\n".join([
         f"run:       {run['tag']} on branch {run['branch']} "
         f"({'resumed at iter ' + str(run['iterations']) if resumed else 'new'})",
         f"metric:    {manifest['metric']} ({'higher' if manifest['higher_is_better'] else 'lower'} is better), "
-        f"{manifest['n_folds']} folds of {manifest['n_train']} train rows",
+        f"{n} scores per evaluation ({cfg.folds} folds x {cfg.repeats} repeats of the {manifest['n_train']} train rows"
+        + (f", ~{fold_rows} rows fit per fold)" if fold_rows else ")"),
         f"baseline:  {base['mean']:.4f} ± {base['se']:.4f}",
-        f"best:      {inc['mean']:.4f} (iter {inc['iter']}, {inc['commit'][:8]})",
-        f"noise:     {floor:.4f} (corrected SE of the baseline's mean; each step line shows Δ ± its own SE)",
+        f"best:      {inc['mean']:.4f} ± {inc['se']:.4f} (iter {inc['iter']}, {inc['commit'][:8]})",
         f"keep rule: {rule}",
         f"features:  {feature_line(manifest)}",
         f"budget:    {cfg.budget_s:g} s and {cfg.memory_mb} MB per evaluation",

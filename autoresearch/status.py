@@ -6,6 +6,7 @@ the SessionStart hook prints this card into every resumed or compacted session.
 
 from __future__ import annotations
 
+import math
 import time
 
 from autoresearch import keep_rule, ledger, runstate
@@ -55,13 +56,12 @@ def card(cfg: Config, run: dict) -> str:
     hours = max((time.time() - run["started_at"]) / 3600, 1e-9)
     metric = manifest.get("metric", "score")
     direction = "higher" if manifest.get("higher_is_better", True) else "lower"
-    floor = keep_rule.noise_floor(base["scores"], manifest.get("fold_ratio", 0.25))
     state = run["status"] + (f" ({run['stopped']['reason']})" if run.get("stopped") else "")
     lines = [
         f"run {run['tag']} ({state}) on {run['branch']}: {len(steps)} iterations in {hours:.1f} h "
         f"({len(steps) / hours:.1f}/h)",
         f"{metric} ({direction} is better): baseline {base['mean']:.4f}, best {inc['mean']:.4f} "
-        f"(iter {inc['iter']}, {inc['commit'][:8]}), noise {floor:.4f}",
+        f"± {inc.get('se', math.nan):.4f} (iter {inc['iter']}, {inc['commit'][:8]})",
         "last rows:",
     ]
     for r in rows[-LAST_ROWS:]:

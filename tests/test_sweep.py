@@ -290,10 +290,12 @@ def test_two_machines_share_one_study_through_a_database(proj, tmp_path):
                        text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     url = f"sqlite:///{tmp_path}/optuna.db"
-    args = [sys.executable, "-m", "autoresearch.cli", "sweep", "--storage", url, "--budget", "20", "--study", "net"]
+    # a trial cap ends it early on an idle machine; the budget leaves room for a loaded one
+    args = [sys.executable, "-m", "autoresearch.cli", "sweep", "--storage", url, "--budget", "45", "--trials", "12",
+            "--study", "net"]
     machines = [subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                 for cwd in (proj.path, other)]  # at the same moment: both create the database's schema
-    outs = [m.communicate(timeout=60)[0] for m in machines]
+    outs = [m.communicate(timeout=90)[0] for m in machines]
     assert [m.returncode for m in machines] == [0, 0], outs
     import optuna
 
