@@ -150,10 +150,8 @@ def last_row(project: Path, tag: str) -> dict:
 # Jobs (each runs in a process of its own, in a copy of the table's project)
 
 
-def job_surveyor(project: Path, budget: float, lgbm: str) -> dict:
-    tag = f"s{int(budget)}"
-    sh(project, "git", "checkout", "-q", lgbm)
-    cli(project, "start", tag)
+def sweep_then_step(project: Path, tag: str, budget: float) -> dict:
+    """`sweep --budget B`, then `step` when it changed PARAMS: what the sweep did and the ratchet's verdict."""
     t0 = time.monotonic()
     r = cli(project, "sweep", "--budget", str(budget), check=False)
     wall = time.monotonic() - t0
@@ -162,9 +160,16 @@ def job_surveyor(project: Path, budget: float, lgbm: str) -> dict:
     if info["changed"]:
         cli(project, "step", check=False)
         verdict = last_row(project, tag)["status"]
-    return {"holdout": incumbent_holdout(project, tag), "defaults": holdout_at(project, tag, 0), "verdict": verdict,
-            "trials": info["this_sweep"]["trials"], "pruned": info["this_sweep"]["pruned"], "wall_s": wall,
-            "search_best": info["best_value"], "rc": r.returncode}
+    return {"holdout": incumbent_holdout(project, tag), "verdict": verdict, "trials": info["this_sweep"]["trials"],
+            "pruned": info["this_sweep"]["pruned"], "wall_s": wall, "search_best": info["best_value"],
+            "rc": r.returncode}
+
+
+def job_surveyor(project: Path, budget: float, lgbm: str) -> dict:
+    tag = f"s{int(budget)}"
+    sh(project, "git", "checkout", "-q", lgbm)
+    cli(project, "start", tag)
+    return {**sweep_then_step(project, tag, budget), "defaults": holdout_at(project, tag, 0)}
 
 
 def job_scout(project: Path, budget: float, lgbm: str, base: str) -> dict:
@@ -174,18 +179,8 @@ def job_scout(project: Path, budget: float, lgbm: str, base: str) -> dict:
     (project / "train.py").write_text(sh(project, "git", "show", f"{lgbm}:train.py").stdout)
     cli(project, "step", check=False)
     scout = last_row(project, tag)["status"]
-    t0 = time.monotonic()
-    r = cli(project, "sweep", "--budget", str(budget), check=False)
-    wall = time.monotonic() - t0
-    info = json.loads((project / ".autoresearch" / "runs" / tag / "sweep.json").read_text())
-    verdict = "unchanged"
-    if info["changed"]:
-        cli(project, "step", check=False)
-        verdict = last_row(project, tag)["status"]
-    return {"holdout": incumbent_holdout(project, tag), "scout": scout, "verdict": verdict,
-            "swept": "LightGBM" if scout in ("keep", "simplify") else "baseline",
-            "trials": info["this_sweep"]["trials"], "pruned": info["this_sweep"]["pruned"], "wall_s": wall,
-            "rc": r.returncode}
+    return {**sweep_then_step(project, tag, budget), "scout": scout,
+            "swept": "LightGBM" if scout in ("keep", "simplify") else "baseline"}
 
 
 def job_plain(project: Path, budget: float, lgbm: str) -> dict:
