@@ -17,6 +17,30 @@ PROJECT_DIRS = ("autoresearch", ".claude")
 # small and fast by default; tests that need the full shape pass their own config
 FAST_CONFIG = {"folds": 3, "repeats": 1, "budget_s": 60}
 
+# train.py code: an estimator that honours the contract except for what predict_proba returns. No
+# scikit-learn, so a child evaluation stays cheap; needs `import numpy as np` above it.
+FAKE_ESTIMATOR = '''
+class Model:
+    def fit(self, X, y):
+        return self
+
+    def predict(self, X):
+        return np.zeros(len(X))
+
+    def predict_proba(self, X):
+        n = len(X)
+        return PROBA
+
+
+def build_pipeline(params):
+    return Model()
+'''
+
+
+def fake_estimator(proba: str = "np.full((n, 2), 0.5)") -> str:
+    """FAKE_ESTIMATOR whose predict_proba returns proba, an expression of n = len(X) (the default: roc_auc 0.5)."""
+    return FAKE_ESTIMATOR.replace("PROBA", proba)
+
 
 class Project:
     """A throwaway autoresearch project: files copied from this repo, its own git history."""

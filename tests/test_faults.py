@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_project
+from conftest import fake_estimator, make_project
 
 from autoresearch import ledger
 from autoresearch.config import load_config
@@ -57,27 +57,8 @@ def source(hypothesis: str, body: str, imports: str = "import numpy as np\n") ->
     return f'{imports}\nHYPOTHESIS = "{hypothesis}"\nCATEGORY = "faults"\nPARAMS = {{}}\n\n{body}\n'
 
 
-# an estimator that honours the contract (roc_auc 0.5) unless PROBA says otherwise
-MODEL = '''
-class Model:
-    def fit(self, X, y):
-        return self
-
-    def predict(self, X):
-        return np.zeros(len(X))
-
-    def predict_proba(self, X):
-        n = len(X)
-        return PROBA
-
-
-def build_pipeline(params):
-    return Model()
-'''
-
-
 def model(hypothesis: str, proba: str = "np.full((n, 2), 0.5)", extra: str = "", imports: str = "") -> str:
-    return source(hypothesis, MODEL.replace("PROBA", proba) + extra, "import numpy as np\n" + imports)
+    return source(hypothesis, fake_estimator(proba) + extra, "import numpy as np\n" + imports)
 
 
 # ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import math
 import re
 
 import pytest
-from conftest import make_project
+from conftest import fake_estimator, make_project
 
 from autoresearch.config import load_config
 from autoresearch.harness import evaluate
@@ -44,25 +44,9 @@ if __name__ == "__main__":
 '''
 
 # Contract breakers: no scikit-learn needed, so each child evaluation stays cheap.
-ESTIMATOR = '''
-import numpy as np
-
-HYPOTHESIS = "breaks the contract"
-CATEGORY = "test"
-PARAMS = {{}}
-
-
-class Model:
-    def fit(self, X, y):
-        return self
-
-    def predict(self, X):
-        return np.zeros(len(X))
-
-    def predict_proba(self, X):
-        n = len(X)
-        return {proba}
-'''
+def breaker(proba: str) -> str:
+    return 'import numpy as np\n\nHYPOTHESIS = "breaks the contract"\nCATEGORY = "test"\nPARAMS = {}\n' \
+        + fake_estimator(proba)
 
 
 @pytest.fixture(scope="module")
@@ -141,18 +125,16 @@ def test_crash_prints_reason_and_a_short_tail(proj):
      "build_pipeline(params) raised KeyError: 'C'"),
     ('HYPOTHESIS = "x"\nCATEGORY = "test"\nPARAMS = {}\ndef build_pipeline(params):\n    return {"model": 1}\n',
      "build_pipeline(params) returned dict, not an estimator (it needs fit() and predict()"),
-    (ESTIMATOR.format(proba="np.full((n, 2), np.nan)"),
+    (breaker("np.full((n, 2), np.nan)"),
      "fold 0: predict_proba() returned NaN or infinite values"),
-    (ESTIMATOR.format(proba="np.full((n - 1, 2), 0.5)"),
+    (breaker("np.full((n - 1, 2), 0.5)"),
      "fold 0: predict_proba() returned {m} rows for {n} inputs"),
-    (ESTIMATOR.format(proba='np.full((n, 2), "yes")'),
+    (breaker('np.full((n, 2), "yes")'),
      "fold 0: predict_proba() returned <U3 values; it must return numbers"),
-    (ESTIMATOR.format(proba="None"),
+    (breaker("None"),
      "fold 0: predict_proba() returned NoneType, not one row per input"),
 ], ids=["missing", "raising", "not-an-estimator", "nan", "wrong-length", "strings", "none"])
 def test_contract_failures(proj, source, reason):
-    if "class Model" in source:
-        source += "\n\ndef build_pipeline(params):\n    return Model()\n"
     path = proj.write("train_contract.py", source)
     result = evaluate(load_config(proj.path), path, "cv", budget_s=60)
     n = _first_fold_size(proj)
