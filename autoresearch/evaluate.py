@@ -182,7 +182,7 @@ def main(argv: list[str]) -> int:
 
     from autoresearch.config import load_config
     from autoresearch.metrics import resolve_metric
-    from autoresearch.prepared import FOLDS, HOLDOUT, TRAIN, load_manifest
+    from autoresearch.prepared import CONFIRM, FOLDS, HOLDOUT, TRAIN, load_manifest
     from autoresearch.splits import load_folds
 
     cfg = load_config()
@@ -191,7 +191,7 @@ def main(argv: list[str]) -> int:
     target = manifest["target"]
     train = pd.read_parquet(cfg.data_dir / TRAIN)
     X, y = train.drop(columns=[target]), train[target]
-    folds = load_folds(cfg.data_dir / FOLDS)
+    folds = load_folds(cfg.data_dir / (CONFIRM if mode == "confirm" else FOLDS))
     hold = pd.read_parquet(cfg.data_dir / HOLDOUT) if mode == "holdout" else None
     # prepare.py reads the config and manifest when imported: let it, before the guard goes up
     sys.path.insert(0, str(cfg.root))
@@ -204,7 +204,7 @@ def main(argv: list[str]) -> int:
         if problems:
             raise ContractError(problems[0])
         params = module.PARAMS
-        if mode == "cv":
+        if mode in ("cv", "confirm"):
             fit_total = [0.0]
 
             def on_fold(i, score, fit_s):

@@ -40,7 +40,7 @@ def ensure_prepared(cfg: Config, quiet: bool = False) -> dict:
 def evaluate(cfg: Config, train_py: Path, mode: str = "cv", log_path: Path | None = None,
              budget_s: float | None = None, token: str | None = None) -> RunResult:
     argv = [sys.executable, "-m", "autoresearch.evaluate", mode, str(train_py)]
-    watch = ReadWatch(secret_paths(cfg)) if mode == "cv" else None  # only the holdout mode may read them
+    watch = ReadWatch(secret_paths(cfg)) if mode != "holdout" else None  # only the holdout mode may read them
     try:
         result = run_child(argv, cwd=cfg.root, budget_s=budget_s or cfg.budget_s, memory_mb=cfg.memory_mb,
                            log_path=log_path, env=child_env(cfg), token=token)

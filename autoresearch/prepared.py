@@ -18,6 +18,7 @@ from autoresearch.config import Config, ConfigError
 from autoresearch.errors import UserError
 
 TRAIN, HOLDOUT, FOLDS, MANIFEST = "train.parquet", "holdout.parquet", "folds.npz", "manifest.json"
+CONFIRM = "confirm_folds.npz"  # the second look's folds: the repeats after the fixed ones, same seeds scheme
 FROZEN_GLOBS = ("prepare.py", "pyproject.toml", "uv.lock", "autoresearch/**/*.py", ".claude/**/*")
 NOT_FROZEN = (".claude/settings.local.json",)
 # the sweep searches on folds of its own so the ratchet's verdict on its winner is not biased by the search
@@ -103,14 +104,24 @@ def _write(cfg: Config) -> dict:
     train = frame.iloc[train_idx].reset_index(drop=True)
     hold = frame.iloc[hold_idx].reset_index(drop=True)
     sub = lambda col: train[col] if col else None  # noqa: E731
-    folds = make_folds(train[table.y.name], table.task, cfg.folds, _repeats(cfg), cfg.seed,
+    # one draw of repeats + confirm_repeats: repeat r's folds depend only on seed + 1000 r, so the fixed folds
+    # are the same with or without a second look, and the confirm folds are fresh partitions of the same rows
+    every = make_folds(train[table.y.name], table.task, cfg.folds, _repeats(cfg) + _confirm_repeats(cfg), cfg.seed,
                        sub(cfg.group_column), sub(cfg.time_column))
+    n_fixed = len(every) if cfg.time_column else cfg.folds * _repeats(cfg)
+    folds, confirm = every[:n_fixed], every[n_fixed:]
 
     cfg.data_dir.mkdir(exist_ok=True)
     _atomic(cfg.data_dir / TRAIN, lambda p: train.to_parquet(p, index=False))
     _atomic(cfg.data_dir / HOLDOUT, lambda p: hold.to_parquet(p, index=False))
     _atomic(cfg.data_dir / FOLDS, lambda p: save_folds(p, folds))
-    files = {name: sha256_file(cfg.data_dir / name) for name in (TRAIN, HOLDOUT, FOLDS)}
+    names = [TRAIN, HOLDOUT, FOLDS]
+    if confirm:
+        _atomic(cfg.data_dir / CONFIRM, lambda p: save_folds(p, confirm))
+        names.append(CONFIRM)
+    else:
+        (cfg.data_dir / CONFIRM).unlink(missing_ok=True)
+    files = {name: sha256_file(cfg.data_dir / name) for name in names}
     manifest = {
         "version": 1,
         "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -127,6 +138,7 @@ def _write(cfg: Config) -> dict:
         "n_holdout": len(hold),
         "n_folds": len(folds),
         "fold_ratio": fold_size_ratio(folds),
+        "n_confirm_folds": len(confirm),
         "columns": {c: str(t) for c, t in table.X.dtypes.items()},
         "classes": {str(k): int(v) for k, v in table.y.value_counts().items()} if table.task != "regression" else None,
         "target_summary": None if table.task != "regression" else {
@@ -144,6 +156,11 @@ def _write(cfg: Config) -> dict:
 
 def _repeats(cfg: Config) -> int:
     return 1 if cfg.time_column else cfg.repeats
+
+
+def _confirm_repeats(cfg: Config) -> int:
+    # forward-chaining folds have one partition only: there is nothing fresh to look at twice
+    return 0 if cfg.time_column or cfg.keep_rule != "paired" else cfg.confirm_repeats
 
 
 def _atomic(path: Path, write) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 import time
 from pathlib import Path
 
@@ -114,10 +115,7 @@ def _baseline(cfg: Config, repo, tag: str, manifest: dict) -> dict:
 def card(cfg: Config, run: dict, manifest: dict, resumed: bool) -> str:
     inc, base = run["incumbent"], run["baseline"]
     n = manifest["n_folds"]
-    need = keep_rule.keep_threshold(cfg.alpha, n - 1)
-    rule = (f"paired corrected t-test, alpha {cfg.alpha:g}: a keep needs Δ > {need:.2f} × the ± of its step line"
-            + (f" and Δ >= {cfg.min_delta:g}" if cfg.min_delta else "") if cfg.keep_rule == "paired"
-            else "strict (any better mean)")
+    rule = _rule_text(cfg, manifest) if cfg.keep_rule == "paired" else "strict (any better mean)"
     fold_rows = round(manifest["n_train"] * (1 - 1 / cfg.folds)) if not cfg.time_column else None
     return "\n".join([
         f"run:       {run['tag']} on branch {run['branch']} "
@@ -132,6 +130,22 @@ def card(cfg: Config, run: dict, manifest: dict, resumed: bool) -> str:
         f"budget:    {cfg.budget_s:g} s and {cfg.memory_mb} MB per evaluation",
         "next:      edit train.py (HYPOTHESIS, CATEGORY, one idea), then run `uv run autoresearch step`",
     ])
+
+
+def _rule_text(cfg: Config, manifest: dict) -> str:
+    n, looks = manifest["n_folds"], manifest.get("n_confirm_folds", 0)
+    floor = f"; and Δ >= {cfg.min_delta:g}" if cfg.min_delta else ""
+    if not looks:
+        need = keep_rule.keep_threshold(cfg.alpha, n - 1)
+        return (f"paired corrected t-test, alpha {cfg.alpha:g}: a keep needs Δ > {need:.2f} × the ± of its step "
+                f"line{floor}")
+    strong = keep_rule.keep_threshold(cfg.alpha * keep_rule.STRONG_SHARE, n - 1)
+    look = keep_rule.keep_threshold(keep_rule.LOOK_P, n - 1)
+    k = looks / n
+    return (f"paired corrected t-test, alpha {cfg.alpha:g}: Δ > {strong:.2f} × the ± of its step line keeps at once; "
+            f"Δ between {look:.2f} and {strong:.2f} × ± gets a second look on {looks} fresh folds (the step re-scores "
+            f"both, so it takes {1 + k:.0f}-{1 + 2 * k:.0f} times as long) and is kept if all looks together give "
+            f"p < {cfg.alpha:g}" + floor)
 
 
 # ---------------------------------------------------------------------------
@@ -197,7 +211,8 @@ def _step(cfg: Config) -> int:
     log = runstate.run_dir(cfg.root, run["tag"]) / "logs" / f"{it}.log"
     result = evaluate(cfg, cfg.root / gitops.TRAIN, "cv", log, token=pending["token"])
     damage = _post_checks(cfg, repo, run, cand, snapshot, result)
-    pending.update(stage="decided", record=_judge(cfg, run, pending, result, damage, t0))
+    rec = _judge(cfg, repo, run, pending, result, damage, t0)
+    pending.update(stage="decided", record=rec)
     runstate.write_json(runstate.pending_path(cfg.root, run["tag"]), pending)
     _finish(cfg, repo, pending)
     rec = pending["record"]
@@ -333,7 +348,7 @@ def _repair_harness(cfg: Config, repo, run: dict) -> None:
                             "and start a new run tag")
 
 
-def _judge(cfg: Config, run: dict, pending: dict, result, damage: list[str], t0: float) -> dict:
+def _judge(cfg: Config, repo, run: dict, pending: dict, result, damage: list[str], t0: float) -> dict:
     inc = run["incumbent"]
     rec = {k: pending[k] for k in ("iter", "tag", "incumbent", "category", "hypothesis", "lines")}
     rec.update(commit=pending["candidate"], eval_s=result.wall_s, scores=fold_scores(result),
@@ -349,14 +364,64 @@ def _judge(cfg: Config, run: dict, pending: dict, result, damage: list[str], t0:
             rec["reason"] = _timeout_reason(result, cfg, load_manifest(cfg)["n_folds"])
     else:
         manifest = load_manifest(cfg)
-        v = keep_rule.decide(done["scores"], inc["scores"], higher_is_better=manifest["higher_is_better"],
-                             ratio=manifest["fold_ratio"], alpha=cfg.alpha, min_delta=cfg.min_delta,
-                             rule=cfg.keep_rule, fewer_lines=pending["lines"] < inc["lines"])
+        common = dict(higher_is_better=manifest["higher_is_better"], ratio=manifest["fold_ratio"], alpha=cfg.alpha,
+                      min_delta=cfg.min_delta, fewer_lines=pending["lines"] < inc["lines"])
+        v = keep_rule.decide(done["scores"], inc["scores"], rule=cfg.keep_rule,
+                             second_look=manifest.get("n_confirm_folds", 0) > 0, **common)
         rec.update(status=v.status, delta=v.delta, p_value=v.p_value, p_worse=v.p_worse, reason=v.reason,
                    se_delta=v.se_delta)
+        if v.look_again:
+            rec.update(_second_look(cfg, repo, run, pending, v, common))
     rec["wall_s"] = time.monotonic() - t0
     rec["budget_share"] = result.wall_s / cfg.budget_s
     return rec
+
+
+def _second_look(cfg: Config, repo, run: dict, pending: dict, first: keep_rule.Verdict, common: dict) -> dict:
+    """Borderline: score the incumbent (once per incumbent) and the candidate on the confirm folds, and let
+    the keep rule combine both looks. Whatever stops the second look leaves the first look's NOOP."""
+    pending["stage"] = "confirming"
+    runstate.write_json(runstate.pending_path(cfg.root, run["tag"]), pending)
+    inc_scores, why = _incumbent_confirm_scores(cfg, repo, run, pending)
+    if inc_scores is None:
+        return {"reason": f"borderline; no second look: {why}"}
+    snapshot = _snapshot(cfg, run["tag"])
+    log = runstate.run_dir(cfg.root, run["tag"]) / "logs" / f"{pending['iter']}.confirm.log"
+    result = evaluate(cfg, cfg.root / gitops.TRAIN, "confirm", log, token=pending["token"])
+    damage = _post_checks(cfg, repo, run, pending["candidate"], snapshot, result)
+    if damage:
+        return {"status": INVALID, "reason": damage[0], "tail": damage[1:]}
+    done = result.last("done")
+    if result.status != "ok" or not done:
+        return {"reason": f"borderline; the second look {result.status}: {result.reason or 'no scores'}"}
+    v = keep_rule.confirm(first, done["scores"], inc_scores, first_n=len(run["incumbent"]["scores"]), **common)
+    d2 = keep_rule.improvements(done["scores"], inc_scores, common["higher_is_better"])
+    return {"status": v.status, "p_value": v.p_value, "p_worse": v.p_worse, "reason": v.reason, "looks": 2,
+            "p_first": first.p_value,
+            "confirm_scores": done["scores"], "confirm_delta": sum(d2) / len(d2), "pooled_delta": v.delta,
+            "confirm_eval_s": result.wall_s}
+
+
+def _incumbent_confirm_scores(cfg: Config, repo, run: dict, pending: dict) -> tuple[list[float] | None, str]:
+    """The incumbent's confirm-fold scores: from run.json, else scored now from its commit (and stored)."""
+    inc = run["incumbent"]
+    if inc.get("confirm_scores"):
+        return inc["confirm_scores"], ""
+    snapshot = _snapshot(cfg, run["tag"])
+    log = runstate.run_dir(cfg.root, run["tag"]) / "logs" / f"incumbent-{inc['iter']}.confirm.log"
+    with tempfile.TemporaryDirectory(prefix="autoresearch-incumbent-") as tmp:
+        path = Path(tmp) / gitops.TRAIN
+        path.write_text(gitops.show(repo, inc["commit"]))
+        result = evaluate(cfg, path, "confirm", log, token=pending["token"])
+    if _post_checks(cfg, repo, run, pending["candidate"], snapshot, result):
+        return None, "the harness changed while the incumbent was re-scored"
+    done = result.last("done")
+    if result.status != "ok" or not done:
+        return None, f"the incumbent's re-scoring {result.status}: {result.reason or 'no scores'}"
+    fresh = runstate.load_run(cfg.root, run["tag"])
+    fresh["incumbent"]["confirm_scores"] = inc["confirm_scores"] = done["scores"]
+    runstate.save_run(cfg.root, fresh)
+    return done["scores"], ""
 
 
 def feature_line(manifest: dict, limit: int = 700) -> str:
@@ -394,7 +459,7 @@ def _finish(cfg: Config, repo, pending: dict) -> None:
             gitops.sync_index(repo)
         if run["incumbent"]["commit"] != cand:
             run["incumbent"] = {"iter": rec["iter"], "commit": cand, "scores": rec["scores"], "mean": rec["mean"],
-                                "se": rec["se"], "lines": rec["lines"]}
+                                "se": rec["se"], "lines": rec["lines"], "confirm_scores": rec.get("confirm_scores")}
     elif cand:  # an invalid step refused before the commit has nothing to set aside or revert
         gitops.move_ref(repo, f"refs/autoresearch/{tag}/discarded/{rec['iter']}", cand)
         if gitops.blob_of_worktree(repo) == gitops.blob_at(repo, cand):
@@ -434,7 +499,9 @@ def _sweep_note(cfg: Config, tag: str) -> str:
 
 def _row(rec: dict) -> dict:
     reason = "" if rec["status"] in (KEEP, BASELINE) else rec.get("reason") or ""
-    note = "; ".join(x for x in (rec.get("note"), reason) if x)
+    looked = (f"second look: Δ {rec['confirm_delta']:+.4g} on {len(rec['confirm_scores'])} fresh folds, p of both "
+              f"looks {rec['p_value']:.3g} (first {rec['p_first']:.3g})") if rec.get("looks") == 2 else ""
+    note = "; ".join(x for x in (rec.get("note"), looked, reason.removeprefix("second look: ")) if x)
     return {"iter": rec["iter"], "tag": rec["tag"], "commit": (rec.get("commit") or "")[:12], "status": rec["status"],
             "metric": rec.get("mean"), "delta": rec.get("delta"), "p_value": rec.get("p_value"), "se": rec.get("se"),
             "wall_s": rec.get("wall_s"), "eval_s": rec.get("eval_s"), "category": rec.get("category"),
@@ -469,10 +536,16 @@ def one_line(rec: dict, metric: str) -> str:
     score = f"{metric} {rec['mean']:.4f}"
     if rec.get("delta") is not None:
         score += f" (Δ {rec['delta']:+.4f}{_pm(rec.get('se_delta'))}{_p_text(rec)})"
-    parts = [f"iter {rec['iter']}", score, LABEL[rec["status"]], secs, what]
+    parts = [f"iter {rec['iter']}", score, *_second_look_text(rec), LABEL[rec["status"]], secs, what]
     if rec.get("budget_share", 0) >= 0.7:
         parts.append(f"warning: used {rec['budget_share']:.0%} of the evaluation budget")
     return " | ".join(parts)
+
+
+def _second_look_text(rec: dict) -> list[str]:
+    if rec.get("looks") == 2:
+        return [f"2nd look on fresh folds: Δ {rec['confirm_delta']:+.4f}, both looks p={rec['p_value']:.2g}"]
+    return []
 
 
 def _pm(se) -> str:
@@ -483,7 +556,7 @@ def _p_text(rec: dict) -> str:
     """The p-value of the verdict's own direction: 'worse' for a discard, 'better' otherwise."""
     if (rec["status"] == keep_rule.DISCARD or (rec.get("delta") or 0) < 0) and rec.get("p_worse") is not None:
         return f", p(worse)={rec['p_worse']:.2g}"
-    p = rec.get("p_value")
+    p = rec.get("p_first", rec.get("p_value"))  # the second look's combined p has a segment of its own
     return "" if p is None or math.isnan(p) else f", p={p:.2g}"
 
 
@@ -510,7 +583,8 @@ def recover(cfg: Config, repo, run: dict) -> list[str]:
         pending["record"] = {k: pending[k] for k in ("iter", "tag", "incumbent", "category", "hypothesis", "lines")}
         pending["record"].update(commit=pending["candidate"], status=CRASH, eval_s=0.0, scores=[], tail=[],
                                  wall_s=time.time() - pending.get("started", time.time()),
-                                 reason="interrupted: the step was killed during evaluation")
+                                 reason="interrupted: the step was killed during evaluation"
+                                 + (" (its second look)" if pending.get("stage") == "confirming" else ""))
         runstate.write_json(path, pending)
     _finish(cfg, repo, pending)
     rec = pending["record"]

@@ -51,3 +51,74 @@ def test_verdicts(cand, kw, status):
 def test_lower_is_better_flips_the_sign():
     v = kr.decide(shifted(-0.01), INC, higher_is_better=False, ratio=0.25)
     assert v.status == kr.KEEP and v.delta == pytest.approx(0.01)
+
+
+def test_simplify_may_not_cost_score_on_the_mean():
+    # not significantly worse, but worse on the mean: shorter code does not buy a loss (it was kept before)
+    v = kr.decide(shifted(-0.0005, wobble=0.01), INC, higher_is_better=True, ratio=0.25, fewer_lines=True)
+    assert v.status == kr.NOOP and v.p_worse > 0.1
+
+
+# ---------------------------------------------------------------------------
+# The second look
+
+
+@pytest.mark.parametrize("p", [1e-9, 0.01, 0.3, 0.5, 0.9])
+def test_z_of_p_inverts_the_normal_tail(p):
+    assert kr.z_of_p(p) == pytest.approx(stats.norm.isf(p), abs=1e-9)
+    assert kr.normal_sf(kr.z_of_p(p)) == pytest.approx(p, rel=1e-9)
+
+
+def first_look(cand, **kw):
+    return kr.decide(cand, INC, higher_is_better=True, ratio=0.25, second_look=True, **kw)
+
+
+def test_a_strong_first_look_keeps_without_a_second():
+    v = first_look(shifted(0.01))
+    assert v.status == kr.KEEP and not v.look_again and v.p_value < 0.1 * kr.STRONG_SHARE
+
+
+def test_a_borderline_first_look_asks_for_a_second_and_is_not_kept_yet():
+    cand = shifted(0.004, wobble=0.01)
+    one_look = kr.decide(cand, INC, higher_is_better=True, ratio=0.25)
+    v = first_look(cand)
+    assert 0.1 * kr.STRONG_SHARE <= v.p_value < kr.LOOK_P
+    assert v.look_again and v.status == kr.NOOP and one_look.status == kr.NOOP
+
+
+@pytest.mark.parametrize("cand, kw", [
+    (shifted(-0.004, wobble=0.01), {}),                     # worse on the mean: nothing to confirm
+    (shifted(0.0005, wobble=0.01), {"fewer_lines": True}),  # kept as a simplification anyway
+    (shifted(-0.01), {}),                                   # clearly worse
+])
+def test_no_second_look(cand, kw):
+    assert not first_look(cand, **kw).look_again
+
+
+def test_the_second_look_combines_both_p_values_stouffer():
+    cand = shifted(0.004, wobble=0.01)
+    v1 = first_look(cand)
+    inc2 = [x + 0.01 for x in INC]
+    cand2 = [x + 0.004 + (0.006 if i % 3 else -0.004) for i, x in enumerate(inc2)]
+    p2, _ = kr.corrected_paired_p(kr.improvements(cand2, inc2, True), 0.25)
+    v = kr.confirm(v1, cand2, inc2, higher_is_better=True, ratio=0.25, alpha=0.1)
+    z = (stats.norm.isf(v1.p_value) + stats.norm.isf(p2)) / math.sqrt(2)
+    assert v.p_value == pytest.approx(stats.norm.sf(z), abs=1e-9) and v.looks == 2
+    assert v.status == (kr.KEEP if v.p_value < 0.1 else kr.NOOP)
+    assert v.delta == pytest.approx((v1.delta * 10 + sum(c - i for c, i in zip(cand2, inc2, strict=True))) / 20)
+
+
+def test_a_second_look_that_shows_nothing_is_a_noop():
+    v1 = first_look(shifted(0.004, wobble=0.01))
+    flat = [x + (0.01 if i % 2 else -0.01) for i, x in enumerate(INC)]
+    v = kr.confirm(v1, flat, INC, higher_is_better=True, ratio=0.25, alpha=0.1)
+    assert v.status == kr.NOOP and v.p_value > v1.p_value and v.reason.startswith("second look:")
+
+
+def test_confirm_scores_are_tested_in_blocks_the_size_of_the_first_look():
+    v1 = first_look(shifted(0.004, wobble=0.01))
+    a = [x + 0.003 + (0.004 if i % 2 else -0.004) for i, x in enumerate(INC)]
+    b = [x + 0.001 + (0.006 if i % 3 else -0.005) for i, x in enumerate(INC)]
+    v = kr.confirm(v1, a + b, INC + INC, higher_is_better=True, ratio=0.25, alpha=0.1, first_n=10)
+    za, zb = (stats.norm.isf(kr.corrected_paired_p(kr.improvements(c, INC, True), 0.25)[0]) for c in (a, b))
+    assert v.p_value == pytest.approx(stats.norm.sf((stats.norm.isf(v1.p_value) + za + zb) / math.sqrt(3)), abs=1e-9)

@@ -71,9 +71,9 @@ def test_ratchet_sequence(proj):
     r = proj.cli("start", "e2e")
     assert r.returncode == 0, r.stderr
     assert "run:       e2e on branch autoresearch/e2e (new)" in r.stdout
-    need = keep_rule.keep_threshold(0.1, 6 - 1)  # 3 folds x 2 repeats
-    assert f"keep rule: paired corrected t-test, alpha 0.1: a keep needs Δ > {need:.2f} × the ± of its step line" \
-        in r.stdout, r.stdout
+    strong = keep_rule.keep_threshold(0.04 * keep_rule.STRONG_SHARE, 6 - 1)  # 3 folds x 2 repeats
+    assert (f"keep rule: paired corrected t-test, alpha 0.04: Δ > {strong:.2f} × the ± of its step line keeps at once"
+            in r.stdout), r.stdout
     OUTPUTS.append(r.stdout + r.stderr)
     assert proj.git("rev-parse", "--abbrev-ref", "HEAD") == "autoresearch/e2e"
     base_commit = proj.git("rev-parse", "HEAD")
