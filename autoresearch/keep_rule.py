@@ -69,7 +69,11 @@ def decide(candidate: list[float], incumbent: list[float], *, higher_is_better: 
     if second_look and p_better < LOOK_P and delta > 0 and not simplify:
         return Verdict(NOOP, delta, p_better, p_worse, "borderline: a second look on fresh folds", se,
                        look_again=True)
-    return _settle(delta, p_better, p_worse, se, alpha, min_delta, fewer_lines, strong, 1)
+    v = _settle(delta, p_better, p_worse, se, alpha, min_delta, fewer_lines, strong, 1)
+    if second_look and v.status == NOOP and p_better >= strong:
+        v = dataclasses.replace(v, reason=f"no significant difference (p={p_better:.3g}; a second look needs Δ > 0 "
+                                          f"and p < {LOOK_P:g}, keeping at once p < {strong:g})")
+    return v
 
 
 def confirm(first: Verdict, candidate: list[float], incumbent: list[float], *, higher_is_better: bool,

@@ -123,7 +123,8 @@ def card(cfg: Config, run: dict, manifest: dict, resumed: bool) -> str:
         f"metric:    {manifest['metric']} ({'higher' if manifest['higher_is_better'] else 'lower'} is better), "
         f"{n} scores per evaluation ({cfg.folds} folds x {cfg.repeats} repeats of the {manifest['n_train']} train rows"
         + (f", ~{fold_rows} rows fit per fold)" if fold_rows else ")"),
-        f"baseline:  {base['mean']:.4f} ± {base['se']:.4f}",
+        f"baseline:  {base['mean']:.4f} ± {base['se']:.4f} (± here: standard error of the CV mean; on a step line: "
+        "of the paired Δ)",
         f"best:      {inc['mean']:.4f} ± {inc['se']:.4f} (iter {inc['iter']}, {inc['commit'][:8]})",
         f"keep rule: {rule}",
         f"features:  {feature_line(manifest)}",
@@ -143,9 +144,9 @@ def _rule_text(cfg: Config, manifest: dict) -> str:
     look = keep_rule.keep_threshold(keep_rule.LOOK_P, n - 1)
     k = looks / n
     return (f"paired corrected t-test, alpha {cfg.alpha:g}: Δ > {strong:.2f} × the ± of its step line keeps at once; "
-            f"Δ between {look:.2f} and {strong:.2f} × ± gets a second look on {looks} fresh folds (the step re-scores "
-            f"both, so it takes {1 + k:.0f}-{1 + 2 * k:.0f} times as long) and is kept if all looks together give "
-            f"p < {cfg.alpha:g}" + floor)
+            f"{look:.2f} × ± < Δ ≤ {strong:.2f} × ± gets a second look on {looks} fresh folds (the step re-scores "
+            f"both: {1 + k:.0f}-{1 + 2 * k:.0f} times as long, more on a busy machine) and is kept if all looks "
+            f"together give p < {cfg.alpha:g}; Δ ≤ {look:.2f} × ± is a NOOP at once" + floor)
 
 
 # ---------------------------------------------------------------------------
@@ -399,6 +400,7 @@ def _second_look(cfg: Config, repo, run: dict, pending: dict, first: keep_rule.V
     return {"status": v.status, "p_value": v.p_value, "p_worse": v.p_worse, "reason": v.reason, "looks": 2,
             "p_first": first.p_value,
             "confirm_scores": done["scores"], "confirm_delta": sum(d2) / len(d2), "pooled_delta": v.delta,
+            "confirm_se": keep_rule.corrected_se(d2, common["ratio"]),
             "confirm_eval_s": result.wall_s}
 
 
@@ -544,7 +546,8 @@ def one_line(rec: dict, metric: str) -> str:
 
 def _second_look_text(rec: dict) -> list[str]:
     if rec.get("looks") == 2:
-        return [f"2nd look on fresh folds: Δ {rec['confirm_delta']:+.4f}, both looks p={rec['p_value']:.2g}"]
+        n, se = len(rec.get("confirm_scores") or []), rec.get("confirm_se")
+        return [f"2nd look ({n} fresh folds): Δ {rec['confirm_delta']:+.4f}{_pm(se)}, all looks p={rec['p_value']:.2g}"]
     return []
 
 

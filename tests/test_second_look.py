@@ -49,11 +49,12 @@ def test_a_borderline_gain_is_kept_after_a_second_look(proj):
     proj.write("train.py", with_c(base, "0.3"))
     r = proj.cli("step")
     line = r.stdout.strip().splitlines()[-1]
-    assert r.returncode == 0 and "| 2nd look on fresh folds: Δ +" in line and "| KEPT |" in line, r.stdout
+    assert r.returncode == 0 and "| 2nd look (18 fresh folds): Δ +" in line and "| KEPT |" in line, r.stdout
     rec = json.loads((run_dir(proj) / "iters/1.json").read_text())
     assert rec["looks"] == 2 and len(rec["confirm_scores"]) == 18 and len(rec["scores"]) == 6
     assert rec["p_first"] >= 0.1 * keep_rule.STRONG_SHARE and rec["p_value"] < 0.04 < rec["p_first"]
-    assert f"p={rec['p_first']:.2g}" in line and f"both looks p={rec['p_value']:.2g}" in line
+    assert f"p={rec['p_first']:.2g}" in line and f"all looks p={rec['p_value']:.2g}" in line
+    assert f"± {rec['confirm_se']:.4f}" in line
     # the baseline was re-scored on the confirm folds once, from its commit, outside the work tree
     assert (run_dir(proj) / "logs/incumbent-0.confirm.log").is_file()
     assert (run_dir(proj) / "logs/1.confirm.log").is_file()
