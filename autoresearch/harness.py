@@ -30,10 +30,12 @@ def child_env(cfg: Config) -> dict:
     return env
 
 
-def ensure_prepared(cfg: Config, quiet: bool = False) -> dict:
+def ensure_prepared(cfg: Config, quiet: bool = False, omit: tuple[str, ...] = ()) -> dict:
+    """omit: data-card lines (by label) that the caller's own card already shows."""
     manifest, written = prepare(cfg)
     if written and not quiet:
-        print(data_card(manifest, cfg), file=sys.stderr)
+        lines = data_card(manifest, cfg).splitlines()
+        print("\n".join(x for x in lines if x.split(":", 1)[0] not in omit), file=sys.stderr)
     return manifest
 
 

@@ -25,6 +25,8 @@ from autoresearch.prepared import frozen_files, load_manifest, problems
 from autoresearch.runner import kill_token, new_token
 from autoresearch.static_check import code_lines, declaration_problems, declarations, findings
 
+CARD_HAS = ("metric", "folds", "budget")  # the start card's own lines: the data card need not repeat them
+BUDGET_WARNING = 0.7  # share of the evaluation budget from which the step line warns
 LABEL = {KEEP: "KEPT", SIMPLIFY: "SIMPLIFIED (kept)", keep_rule.NOOP: "NOOP (reverted)",
          keep_rule.DISCARD: "DISCARDED (reverted)", CRASH: "CRASH (reverted)", TIMEOUT: "TIMEOUT (reverted)",
          INVALID: "INVALID", BASELINE: "BASELINE"}
@@ -56,9 +58,9 @@ def run_start(args) -> int:
         if gitops.current_branch(repo) != branch:
             exists = gitops.tip(repo, branch)
             if not exists:
-                ensure_prepared(cfg)  # bad config or data is refused before the branch exists
+                ensure_prepared(cfg, omit=CARD_HAS)  # bad config or data is refused before the branch exists
             gitops.checkout_branch(repo, branch, None if exists else "HEAD")
-        manifest = ensure_prepared(cfg)
+        manifest = ensure_prepared(cfg, omit=CARD_HAS)
         run = runstate.load_run(cfg.root, tag)
         resumed = run is not None
         if resumed:
@@ -539,8 +541,9 @@ def one_line(rec: dict, metric: str) -> str:
     if rec.get("delta") is not None:
         score += f" (Δ {rec['delta']:+.4f}{_pm(rec.get('se_delta'))}{_p_text(rec)})"
     parts = [f"iter {rec['iter']}", score, *_second_look_text(rec), LABEL[rec["status"]], secs, what]
-    if rec.get("budget_share", 0) >= 0.7:
-        parts.append(f"warning: used {rec['budget_share']:.0%} of the evaluation budget")
+    if rec.get("budget_share", 0) >= BUDGET_WARNING:
+        whose = "" if rec["status"] in (KEEP, SIMPLIFY) else " (this reverted candidate)"
+        parts.append(f"warning: used {rec['budget_share']:.0%} of the evaluation budget{whose}")
     return " | ".join(parts)
 
 

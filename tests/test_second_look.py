@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import make_project
 
-from autoresearch import keep_rule, ledger
+from autoresearch import keep_rule, ledger, ratchet
 
 CONFIG = {"folds": 3, "repeats": 2, "budget_s": 60}
 
@@ -41,6 +41,9 @@ def proj(tmp_path_factory):
     r = p.cli("start", "look")
     assert r.returncode == 0, r.stderr
     assert "gets a second look on 18 fresh folds" in r.stdout, r.stdout
+    # the data card printed while preparing does not repeat the start card's metric, folds and budget
+    both = r.stdout + r.stderr
+    assert "data:     " in r.stderr and both.count("metric:") == 1 and both.count("budget:") == 1, both
     return p
 
 
@@ -114,3 +117,10 @@ def test_confirm_repeats_zero_is_one_look(tmp_path):
     # one look at the default alpha (0.04): p ~0.08 is not enough, and nothing looks again
     assert "| NOOP (reverted) |" in r.stdout and "2nd look" not in r.stdout, r.stdout
     assert not (p.path / ".autoresearch/runs/one/logs/1.confirm.log").exists()
+
+
+@pytest.mark.parametrize("status, whose", [("keep", ""), ("noop", " (this reverted candidate)")])
+def test_the_budget_warning_says_whose_evaluation_it_was(status, whose):
+    rec = {"iter": 4, "tag": "t", "status": status, "hypothesis": "a vote", "category": "ensemble", "mean": 0.9,
+           "delta": 0.001, "se_delta": 0.004, "p_value": 0.4, "wall_s": 99.0, "budget_share": 0.82}
+    assert ratchet.one_line(rec, "roc_auc").endswith(f"| warning: used 82% of the evaluation budget{whose}")
