@@ -540,11 +540,20 @@ def one_line(rec: dict, metric: str) -> str:
     score = f"{metric} {rec['mean']:.4f}"
     if rec.get("delta") is not None:
         score += f" (Δ {rec['delta']:+.4f}{_pm(rec.get('se_delta'))}{_p_text(rec)})"
-    parts = [f"iter {rec['iter']}", score, *_second_look_text(rec), LABEL[rec["status"]], secs, what]
+    label = LABEL[rec["status"]]
+    if rec["status"] == keep_rule.NOOP and _near_miss(rec):
+        label = "NOOP (reverted, near-miss)"
+    parts = [f"iter {rec['iter']}", score, *_second_look_text(rec), label, secs, what]
     if rec.get("budget_share", 0) >= BUDGET_WARNING:
         whose = "" if rec["status"] in (KEEP, SIMPLIFY) else " (this reverted candidate)"
         parts.append(f"warning: used {rec['budget_share']:.0%} of the evaluation budget{whose}")
     return " | ".join(parts)
+
+
+def _near_miss(rec: dict) -> bool:
+    """Program rule 4's near-miss: a NOOP that earned a second look, or one with Δ > 0 and p < LOOK_P."""
+    p = rec.get("p_first", rec.get("p_value"))
+    return rec.get("looks") == 2 or ((rec.get("delta") or 0) > 0 and p is not None and p < keep_rule.LOOK_P)
 
 
 def _second_look_text(rec: dict) -> list[str]:

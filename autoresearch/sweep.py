@@ -6,8 +6,9 @@ The agent is the scout (which model, which features), Optuna the surveyor (which
   2. runs one budgeted child (runner.run_child: hard kill at the budget, memory cap) that imports train.py
      once and runs many trials in-process, on folds of the sweep's OWN seed (so the ratchet's verdict on
      the winner, made on its own folds, is not biased by the search); trials report their running mean
-     fold by fold and a median pruner stops the bad ones after a fold or two; the current PARAMS are the
-     first trial. With --workers K the child forks K workers sharing the study (cores split between them);
+     fold by fold and a median pruner (one that also stops ties) stops the bad ones after a fold or two;
+     the current PARAMS are the first trial. With --workers K the child forks K workers sharing the study
+     (cores split between them);
   3. writes the best PARAMS back into train.py's PARAMS literal (nothing else moves), says so in HYPOTHESIS
      and CATEGORY, and records .autoresearch/runs/<tag>/sweep.json, so the next `step` marks its row.
 
@@ -522,6 +523,33 @@ def sweep_folds(cfg: Config, train, manifest: dict):
                       col(cfg.group_column), col(cfg.time_column))
 
 
+def _median_pruner(optuna):
+    """Median pruning that also stops a tie: on small tables many configurations score exactly the same on
+    a fold (Optuna's MedianPruner keeps ties, so a converged TPE was never pruned), and finishing a trial
+    that is no better than the median buys nothing. Ties are rare on continuous scores of larger tables,
+    where this is the median rule."""
+    state = optuna.trial.TrialState
+
+    class TieMedianPruner(optuna.pruners.BasePruner):
+        def prune(self, study, trial) -> bool:
+            step = trial.last_step
+            if step is None:
+                return False
+            done = [t.intermediate_values[step] for t in study.get_trials(deepcopy=False, states=(state.COMPLETE,))
+                    if step in t.intermediate_values]
+            if len(done) < PRUNER_STARTUP_TRIALS:
+                return False
+            done.sort()
+            median = (done[(len(done) - 1) // 2] + done[len(done) // 2]) / 2
+            mine = trial.intermediate_values[step]
+            if math.isnan(mine):
+                return True
+            better_than = mine > median if study.direction == optuna.study.StudyDirection.MAXIMIZE else mine < median
+            return not better_than
+
+    return TieMedianPruner()
+
+
 def _open_study(plan: dict, optuna, load: bool = False, worker: int = 0):
     if plan["storage"]["kind"] == "rdb":
         storage = _rdb_storage(plan["storage"]["url"], optuna)
@@ -532,7 +560,7 @@ def _open_study(plan: dict, optuna, load: bool = False, worker: int = 0):
     # a resumed study or another worker must not replay the same random start: the seed moves with both
     seed = plan["seed"] + 1009 * worker + plan.get("trials_before", 0)
     sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=0)
+    pruner = _median_pruner(optuna)
     if load:
         return optuna.load_study(study_name=plan["study"], storage=storage, sampler=sampler, pruner=pruner)
     study = optuna.create_study(study_name=plan["study"], storage=storage, direction=plan["direction"],

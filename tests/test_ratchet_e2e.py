@@ -104,7 +104,7 @@ def test_ratchet_sequence(proj):
     # -- a seed-only change moves nothing: NOOP, reverted
     proj.write("train.py", lgbm("seed only", category="params", seed=1))
     r = step(proj, 0)
-    assert "| NOOP (reverted) |" in r.stdout, r.stdout
+    assert "| NOOP (reverted" in r.stdout, r.stdout  # plain or near-miss: reverted either way
     assert proj.git("rev-parse", "HEAD") == kept1
 
     # -- a syntax error is a CRASH with the error's tail, at most 15 lines

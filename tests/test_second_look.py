@@ -124,3 +124,17 @@ def test_the_budget_warning_says_whose_evaluation_it_was(status, whose):
     rec = {"iter": 4, "tag": "t", "status": status, "hypothesis": "a vote", "category": "ensemble", "mean": 0.9,
            "delta": 0.001, "se_delta": 0.004, "p_value": 0.4, "wall_s": 99.0, "budget_share": 0.82}
     assert ratchet.one_line(rec, "roc_auc").endswith(f"| warning: used 82% of the evaluation budget{whose}")
+
+
+@pytest.mark.parametrize("extra, near", [
+    ({"delta": 0.002, "p_value": 0.21}, True),                          # Δ > 0 and p < 0.3
+    ({"delta": 0.002, "p_value": 0.30}, False),                         # p = LOOK_P: not a near-miss
+    ({"delta": -0.001, "p_value": 0.6}, False),
+    ({"delta": 0.003, "p_value": 0.2, "p_first": 0.15, "looks": 2, "confirm_delta": 0.0, "confirm_scores": [0.9],
+      "confirm_se": 0.001}, True),                                      # a second look that did not confirm
+])
+def test_near_misses_are_marked_on_the_step_line(extra, near):
+    rec = {"iter": 3, "tag": "t", "status": "noop", "hypothesis": "h", "category": "features", "mean": 0.9,
+           "se_delta": 0.004, "wall_s": 9.0, **extra}
+    label = "| NOOP (reverted, near-miss) |" if near else "| NOOP (reverted) |"
+    assert label in ratchet.one_line(rec, "roc_auc")
