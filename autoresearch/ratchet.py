@@ -594,12 +594,12 @@ def recover(cfg: Config, repo, run: dict) -> list[str]:
         kill_token(pending["token"])  # whatever the killed step's evaluation left running
     if pending.get("stage") != "decided":
         # killed before a verdict: the candidate was never kept; record the interruption, keep the code
+        where = " (its second look)" if pending.get("stage") == "confirming" else ""
         pending["stage"] = "decided"
         pending["record"] = {k: pending[k] for k in ("iter", "tag", "incumbent", "category", "hypothesis", "lines")}
         pending["record"].update(commit=pending["candidate"], status=CRASH, eval_s=0.0, scores=[], tail=[],
                                  wall_s=time.time() - pending.get("started", time.time()),
-                                 reason="interrupted: the step was killed during evaluation"
-                                 + (" (its second look)" if pending.get("stage") == "confirming" else ""))
+                                 reason=f"interrupted: the step was killed during evaluation{where}")
         runstate.write_json(path, pending)
     _finish(cfg, repo, pending)
     rec = pending["record"]

@@ -115,7 +115,7 @@ def test_confirm_repeats_zero_is_one_look(tmp_path):
     p.write("train.py", with_c(p.read("train.py"), "0.3"))
     r = p.cli("step")
     # one look at the default alpha (0.04): p ~0.08 is not enough, and nothing looks again
-    assert "| NOOP (reverted) |" in r.stdout and "2nd look" not in r.stdout, r.stdout
+    assert "| NOOP (reverted, near-miss) |" in r.stdout and "2nd look" not in r.stdout, r.stdout
     assert not (p.path / ".autoresearch/runs/one/logs/1.confirm.log").exists()
 
 

@@ -170,7 +170,7 @@ def test_command_expands_and_its_start_runs_first(session):
         first[-3000:]
     # the `!` line ran `uv run autoresearch start e2e` before the model saw anything: its card is in the prompt
     assert f"run:       {TAG} on branch autoresearch/{TAG} (new)" in first, first[-3000:]
-    assert re.search(r"^baseline:  0\.\d{4} ± 0\.\d{4}$", first, re.M), first[-3000:]
+    assert re.search(r"^baseline:  0\.\d{4} ± 0\.\d{4} \(± here: ", first, re.M), first[-3000:]
     assert "You are the researcher of this autoresearch run" in first
     # @program.md and @train.py are attached
     everything = all_text(s.request(0))
