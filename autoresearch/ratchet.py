@@ -385,7 +385,7 @@ def _second_look(cfg: Config, repo, run: dict, pending: dict, first: keep_rule.V
     the keep rule combine both looks. Whatever stops the second look leaves the first look's NOOP."""
     pending["stage"] = "confirming"
     runstate.write_json(runstate.pending_path(cfg.root, run["tag"]), pending)
-    inc_scores, why = _incumbent_confirm_scores(cfg, repo, run, pending)
+    inc_scores, why, inc_eval_s = _incumbent_confirm_scores(cfg, repo, run, pending)
     if inc_scores is None:
         return {"reason": f"borderline; no second look: {why}"}
     snapshot = _snapshot(cfg, run["tag"])
@@ -403,14 +403,15 @@ def _second_look(cfg: Config, repo, run: dict, pending: dict, first: keep_rule.V
             "p_first": first.p_value,
             "confirm_scores": done["scores"], "confirm_delta": sum(d2) / len(d2), "pooled_delta": v.delta,
             "confirm_se": keep_rule.corrected_se(d2, common["ratio"]),
-            "confirm_eval_s": result.wall_s}
+            "confirm_eval_s": result.wall_s + inc_eval_s}  # both children: the step's time beyond the first look
 
 
-def _incumbent_confirm_scores(cfg: Config, repo, run: dict, pending: dict) -> tuple[list[float] | None, str]:
-    """The incumbent's confirm-fold scores: from run.json, else scored now from its commit (and stored)."""
+def _incumbent_confirm_scores(cfg: Config, repo, run: dict, pending: dict) -> tuple[list[float] | None, str, float]:
+    """The incumbent's confirm-fold scores: from run.json, else scored now from its commit (and stored);
+    with why it failed and the child's wall time."""
     inc = run["incumbent"]
     if inc.get("confirm_scores"):
-        return inc["confirm_scores"], ""
+        return inc["confirm_scores"], "", 0.0
     snapshot = _snapshot(cfg, run["tag"])
     log = runstate.run_dir(cfg.root, run["tag"]) / "logs" / f"incumbent-{inc['iter']}.confirm.log"
     with tempfile.TemporaryDirectory(prefix="autoresearch-incumbent-") as tmp:
@@ -418,14 +419,14 @@ def _incumbent_confirm_scores(cfg: Config, repo, run: dict, pending: dict) -> tu
         path.write_text(gitops.show(repo, inc["commit"]))
         result = evaluate(cfg, path, "confirm", log, token=pending["token"])
     if _post_checks(cfg, repo, run, pending["candidate"], snapshot, result):
-        return None, "the harness changed while the incumbent was re-scored"
+        return None, "the harness changed while the incumbent was re-scored", result.wall_s
     done = result.last("done")
     if result.status != "ok" or not done:
-        return None, f"the incumbent's re-scoring {result.status}: {result.reason or 'no scores'}"
+        return None, f"the incumbent's re-scoring {result.status}: {result.reason or 'no scores'}", result.wall_s
     fresh = runstate.load_run(cfg.root, run["tag"])
     fresh["incumbent"]["confirm_scores"] = inc["confirm_scores"] = done["scores"]
     runstate.save_run(cfg.root, fresh)
-    return done["scores"], ""
+    return done["scores"], "", result.wall_s
 
 
 def feature_line(manifest: dict, limit: int = 700) -> str:

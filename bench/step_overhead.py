@@ -13,7 +13,8 @@ noop/discard), and prints per step:
     hold_s      the holdout child's lifetime (kept steps only; not recorded by the harness, so a watcher
                 thread polls /proc every 10 ms for the step's descendants running autoresearch.evaluate:
                 first seen to gone, +-10 ms)
-    overhead_s  wall_s - cv_s - hold_s: uv, the parent's imports, git, hashing, bookkeeping
+    look_s      a second look's children (candidate and, once per incumbent, incumbent on the confirm folds)
+    overhead_s  wall_s - cv_s - hold_s - look_s: uv, the parent's imports, git, hashing, bookkeeping
 
 Target: median overhead <= 1 s. Over target (or with --profile always), one more step runs under cProfile
 and the parent's top functions are printed.
@@ -168,7 +169,9 @@ def step_row(path: Path, it: int, wall: float, children: list[dict], out: str) -
     cv_seen = sum(c["s"] for c in children if c["mode"] == "cv")
     hold = sum(c["s"] for c in children if c["mode"] == "holdout")
     return {"iter": it, "status": rec["status"], "wall_s": wall, "cv_s": rec["eval_s"], "cv_seen_s": cv_seen,
-            "hold_s": hold, "overhead_s": wall - rec["eval_s"] - hold, "line": out.strip().splitlines()[-1]}
+            "hold_s": hold, "look_s": rec.get("confirm_eval_s", 0.0),
+            "overhead_s": wall - rec["eval_s"] - hold - rec.get("confirm_eval_s", 0.0),
+            "line": out.strip().splitlines()[-1]}
 
 
 def launcher_costs(path: Path, runs: int = 3) -> dict:
@@ -216,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"start: {wall:.2f} s (baseline cv child {base_rec['eval_s']:.2f} s, holdout child "
               f"{sum(k['s'] for k in kids if k['mode'] == 'holdout'):.2f} s)")
         rows = []
-        head = f"{'iter':>4} {'status':<8} {'wall_s':>7} {'cv_s':>6} {'cv_seen':>7} {'hold_s':>6} {'overhead':>8}  line"
+        head = (f"{'iter':>4} {'status':<8} {'wall_s':>7} {'cv_s':>6} {'cv_seen':>7} {'hold_s':>6} {'look_s':>6} "
+                f"{'overhead':>8}  line")
         print(head)
         for i in range(args.steps):
             (path / "train.py").write_text(EDITS[i % len(EDITS)])
@@ -224,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             row = step_row(path, i + 1, wall, kids, r.stdout or r.stderr)
             rows.append(row)
             print(f"{row['iter']:>4} {row['status']:<8} {row['wall_s']:>7.2f} {row['cv_s']:>6.2f} "
-                  f"{row['cv_seen_s']:>7.2f} {row['hold_s']:>6.2f} {row['overhead_s']:>8.2f}  {row['line']}",
+                  f"{row['cv_seen_s']:>7.2f} {row['hold_s']:>6.2f} {row['look_s']:>6.2f} {row['overhead_s']:>8.2f}  "
+                  f"{row['line']}",
                   flush=True)
         over = [r["overhead_s"] for r in rows]
         med = statistics.median(over)
