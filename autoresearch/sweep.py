@@ -43,6 +43,7 @@ SOFT_MARGIN_S = 1.5  # the worker stops starting folds this long before its hard
 FOLD_SLACK = 1.3  # a fold starts only if 1.3x the slowest fold so far still ends before that
 FINAL_READ_S = 1.0  # kept back, with a shared --storage, to read the study's best over all machines
 HAND_OFF_S = 1.0  # kept back for writing train.py and sweep.json after the worker
+TIES_AFTER = 3  # complete trials before a trial that only ties the median is pruned too
 PRUNER_STARTUP_TRIALS = 1  # the incumbent PARAMS, in full, is the first yardstick (5: a third of the trials in 60 s)
 MAX_FAILURES_IN_A_ROW = 5
 JOURNAL = "optuna.journal"
@@ -544,8 +545,10 @@ def _median_pruner(optuna):
             mine = trial.intermediate_values[step]
             if math.isnan(mine):
                 return True
-            better_than = mine > median if study.direction == optuna.study.StudyDirection.MAXIMIZE else mine < median
-            return not better_than
+            worse = median - mine if study.direction == optuna.study.StudyDirection.MAXIMIZE else mine - median
+            # a tie is pruned only against a median of several trials: against the first trial alone, a
+            # fold that every configuration scores perfectly would stop all of them (measured: 420 of 421)
+            return worse > 0 or (worse == 0 and len(done) >= TIES_AFTER)
 
     return TieMedianPruner()
 
