@@ -63,17 +63,13 @@ def decide(candidate: list[float], incumbent: list[float], *, higher_is_better: 
         return Verdict(status, delta, math.nan, math.nan, why, se)
     p_better, p_worse = corrected_paired_p(d, ratio)
     strong = alpha * STRONG_SHARE if second_look else alpha
-    if p_better < strong and delta >= min_delta and delta > 0:
-        return Verdict(KEEP, delta, p_better, p_worse, f"better with p={p_better:.3g} < {strong:g}", se)
-    simplify = fewer_lines and delta >= 0 and p_worse >= alpha
-    if second_look and p_better < LOOK_P and delta > 0 and not simplify:
-        return Verdict(NOOP, delta, p_better, p_worse, "borderline: a second look on fresh folds", se,
-                       look_again=True)
     v = _settle(delta, p_better, p_worse, se, alpha, min_delta, fewer_lines, strong, 1)
-    if second_look and v.status == NOOP and p_better >= strong:
-        v = dataclasses.replace(v, reason=f"no significant difference (p={p_better:.3g}; a second look needs Δ > 0 "
-                                          f"and p < {LOOK_P:g}, keeping at once p < {strong:g})")
-    return v
+    if not second_look or v.status != NOOP:
+        return v
+    if p_better < LOOK_P and delta > 0:
+        return dataclasses.replace(v, reason="borderline: a second look on fresh folds", look_again=True)
+    return dataclasses.replace(v, reason=f"no significant difference (p={p_better:.3g}; a second look needs Δ > 0 "
+                                         f"and p < {LOOK_P:g}, keeping at once p < {strong:g})")
 
 
 def confirm(first: Verdict, candidate: list[float], incumbent: list[float], *, higher_is_better: bool,
@@ -84,8 +80,8 @@ def confirm(first: Verdict, candidate: list[float], incumbent: list[float], *, h
     looks' p-values are combined (Stouffer). Δ and its ± are over every score of both looks."""
     d2 = improvements(candidate, incumbent, higher_is_better)
     n1 = first_n or len(d2)
-    blocks = [d2[i: i + n1] for i in range(0, max(len(d2) - n1 + 1, 1), n1)]
-    blocks[-1] = d2[(len(blocks) - 1) * n1:]  # a remainder joins the last block
+    k = max(len(d2) // n1, 1)
+    blocks = [d2[i * n1: (i + 1) * n1] for i in range(k - 1)] + [d2[(k - 1) * n1:]]  # a remainder joins the last
     zs = [z_of_p(first.p_value)] + [z_of_p(corrected_paired_p(b, ratio)[0]) for b in blocks]
     p_better = normal_sf(sum(zs) / math.sqrt(len(zs)))
     delta = (first.delta * n1 + sum(d2)) / (n1 + len(d2))
@@ -116,12 +112,15 @@ def normal_sf(z: float) -> float:
 
 def z_of_p(p: float) -> float:
     """The z whose upper tail is p (clipped away from 0 and 1, where it is infinite)."""
-    p = min(max(p, 1e-15), 1 - 1e-15)
-    lo, hi = -10.0, 10.0
+    return _inverse_sf(normal_sf, min(max(p, 1e-15), 1 - 1e-15), -10.0, 10.0)
+
+
+def _inverse_sf(sf, p: float, lo: float, hi: float) -> float:
+    """The x in [lo, hi] with sf(x) = p, for a decreasing survival function: bisection, far below 1e-12."""
     for _ in range(100):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if normal_sf(mid) > p else (lo, mid)
-    return (lo + hi) / 2
+        lo, hi = (mid, hi) if sf(mid) > p else (lo, mid)
+    return hi
 
 
 def corrected_se(d: list[float], ratio: float) -> float:
@@ -150,11 +149,7 @@ def corrected_paired_p(d: list[float], ratio: float) -> tuple[float, float]:
 
 def keep_threshold(alpha: float, df: int) -> float:
     """The t a keep needs: Δ must exceed this many times its corrected SE (the ± on a step line)."""
-    lo, hi = 0.0, 100.0
-    for _ in range(80):  # bisection on the survival function: plenty for 1e-12
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if t_sf(mid, df) > alpha else (lo, mid)
-    return hi
+    return _inverse_sf(lambda t: t_sf(t, df), alpha, 0.0, 100.0)
 
 
 def noise_floor(scores: list[float], ratio: float) -> float:

@@ -210,10 +210,8 @@ def _step(cfg: Config) -> int:
     runstate.write_json(runstate.pending_path(cfg.root, run["tag"]), pending)
     gitops.move_ref(repo, f"refs/autoresearch/{run['tag']}/pending", cand)
 
-    snapshot = _snapshot(cfg, run["tag"])
     log = runstate.run_dir(cfg.root, run["tag"]) / "logs" / f"{it}.log"
-    result = evaluate(cfg, cfg.root / gitops.TRAIN, "cv", log, token=pending["token"])
-    damage = _post_checks(cfg, repo, run, cand, snapshot, result)
+    result, damage = _checked_evaluate(cfg, repo, run, pending, cfg.root / gitops.TRAIN, "cv", log)
     rec = _judge(cfg, repo, run, pending, result, damage, t0)
     pending.update(stage="decided", record=rec)
     runstate.write_json(runstate.pending_path(cfg.root, run["tag"]), pending)
@@ -293,6 +291,14 @@ def _record_invalid(cfg: Config, repo, run: dict, base: dict, bad: list[str], t0
 
 # ---------------------------------------------------------------------------
 # Around the evaluation: snapshot, damage check, verdict
+
+
+def _checked_evaluate(cfg: Config, repo, run: dict, pending: dict, train_py: Path, mode: str, log: Path):
+    """One budgeted evaluation child, then the checks that it left the harness and the candidate alone:
+    (result, damage). Every evaluation of a step goes through here, the second look's too."""
+    snapshot = _snapshot(cfg, run["tag"])
+    result = evaluate(cfg, train_py, mode, log, token=pending["token"])
+    return result, _post_checks(cfg, repo, run, pending["candidate"], snapshot, result)
 
 
 def _snapshot(cfg: Config, tag: str) -> dict:
@@ -388,10 +394,8 @@ def _second_look(cfg: Config, repo, run: dict, pending: dict, first: keep_rule.V
     inc_scores, why, inc_eval_s = _incumbent_confirm_scores(cfg, repo, run, pending)
     if inc_scores is None:
         return {"reason": f"borderline; no second look: {why}"}
-    snapshot = _snapshot(cfg, run["tag"])
     log = runstate.run_dir(cfg.root, run["tag"]) / "logs" / f"{pending['iter']}.confirm.log"
-    result = evaluate(cfg, cfg.root / gitops.TRAIN, "confirm", log, token=pending["token"])
-    damage = _post_checks(cfg, repo, run, pending["candidate"], snapshot, result)
+    result, damage = _checked_evaluate(cfg, repo, run, pending, cfg.root / gitops.TRAIN, "confirm", log)
     if damage:
         return {"status": INVALID, "reason": damage[0], "tail": damage[1:]}
     done = result.last("done")
@@ -399,7 +403,7 @@ def _second_look(cfg: Config, repo, run: dict, pending: dict, first: keep_rule.V
         return {"reason": f"borderline; the second look {result.status}: {result.reason or 'no scores'}"}
     v = keep_rule.confirm(first, done["scores"], inc_scores, first_n=len(run["incumbent"]["scores"]), **common)
     d2 = keep_rule.improvements(done["scores"], inc_scores, common["higher_is_better"])
-    return {"status": v.status, "p_value": v.p_value, "p_worse": v.p_worse, "reason": v.reason, "looks": 2,
+    return {"status": v.status, "p_value": v.p_value, "p_worse": v.p_worse, "reason": v.reason, "looks": v.looks,
             "p_first": first.p_value,
             "confirm_scores": done["scores"], "confirm_delta": sum(d2) / len(d2), "pooled_delta": v.delta,
             "confirm_se": keep_rule.corrected_se(d2, common["ratio"]),
@@ -412,13 +416,12 @@ def _incumbent_confirm_scores(cfg: Config, repo, run: dict, pending: dict) -> tu
     inc = run["incumbent"]
     if inc.get("confirm_scores"):
         return inc["confirm_scores"], "", 0.0
-    snapshot = _snapshot(cfg, run["tag"])
     log = runstate.run_dir(cfg.root, run["tag"]) / "logs" / f"incumbent-{inc['iter']}.confirm.log"
     with tempfile.TemporaryDirectory(prefix="autoresearch-incumbent-") as tmp:
         path = Path(tmp) / gitops.TRAIN
         path.write_text(gitops.show(repo, inc["commit"]))
-        result = evaluate(cfg, path, "confirm", log, token=pending["token"])
-    if _post_checks(cfg, repo, run, pending["candidate"], snapshot, result):
+        result, damage = _checked_evaluate(cfg, repo, run, pending, path, "confirm", log)
+    if damage:
         return None, "the harness changed while the incumbent was re-scored", result.wall_s
     done = result.last("done")
     if result.status != "ok" or not done:
@@ -551,9 +554,14 @@ def one_line(rec: dict, metric: str) -> str:
     return " | ".join(parts)
 
 
+def _first_p(rec: dict):
+    """The first look's p: after a second look, p_value is the combined one (it has a segment of its own)."""
+    return rec.get("p_first", rec.get("p_value"))
+
+
 def _near_miss(rec: dict) -> bool:
     """Program rule 4's near-miss: a NOOP that earned a second look, or one with Δ > 0 and p < LOOK_P."""
-    p = rec.get("p_first", rec.get("p_value"))
+    p = _first_p(rec)
     return rec.get("looks") == 2 or ((rec.get("delta") or 0) > 0 and p is not None and p < keep_rule.LOOK_P)
 
 
@@ -572,7 +580,7 @@ def _p_text(rec: dict) -> str:
     """The p-value of the verdict's own direction: 'worse' for a discard, 'better' otherwise."""
     if (rec["status"] == keep_rule.DISCARD or (rec.get("delta") or 0) < 0) and rec.get("p_worse") is not None:
         return f", p(worse)={rec['p_worse']:.2g}"
-    p = rec.get("p_first", rec.get("p_value"))  # the second look's combined p has a segment of its own
+    p = _first_p(rec)
     return "" if p is None or math.isnan(p) else f", p={p:.2g}"
 
 

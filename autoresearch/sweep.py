@@ -25,6 +25,7 @@ import math
 import os
 import re
 import socket
+import statistics
 import sys
 import threading
 import time
@@ -540,8 +541,7 @@ def _median_pruner(optuna):
                     if step in t.intermediate_values]
             if len(done) < PRUNER_STARTUP_TRIALS:
                 return False
-            done.sort()
-            median = (done[(len(done) - 1) // 2] + done[len(done) // 2]) / 2
+            median = statistics.median(done)
             mine = trial.intermediate_values[step]
             if math.isnan(mine):
                 return True
