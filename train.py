@@ -35,10 +35,12 @@ def build_pipeline(params: dict) -> Pipeline:
         SimpleImputer(strategy="most_frequent"),
         OneHotEncoder(handle_unknown="ignore", min_frequency=5),
     )
-    features = ColumnTransformer([
-        ("num", numeric, make_column_selector(dtype_include="number")),
-        ("cat", categorical, make_column_selector(dtype_include="category")),
-    ])
+    features = ColumnTransformer(
+        [
+            ("num", numeric, make_column_selector(dtype_include="number")),
+            ("cat", categorical, make_column_selector(dtype_include="category")),
+        ]
+    )
     if TASK == "regression":
         model = Ridge(alpha=params["alpha"])
     else:

@@ -13,8 +13,10 @@ VERBS = {
     "step": ("autoresearch.ratchet", "one iteration: commit train.py, evaluate, keep or revert, log one row"),
     "status": ("autoresearch.status", "where the run stands (best, last rows, categories, plateau) in <= 25 lines"),
     "stop": ("autoresearch.ratchet", "mark the run stopped, so the Claude Code stop gate lets the agent end"),
-    "sweep": ("autoresearch.sweep",
-              "Bayesian optimisation (Optuna TPE) over train.py's SEARCH_SPACE, then hand to step"),
+    "sweep": (
+        "autoresearch.sweep",
+        "Bayesian optimisation (Optuna TPE) over train.py's SEARCH_SPACE, then hand to step",
+    ),
     "report": ("autoresearch.report", "for the human: progress plot and report with holdout scores"),
     "export": ("autoresearch.export", "fit a commit's pipeline on the whole train part and save it (joblib)"),
     "predict": ("autoresearch.export", "apply an exported model to new rows"),
@@ -36,7 +38,9 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autoresearch",
         description="An autonomous tabular-ML research loop: frozen harness, one mutable train.py.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for name, (_, text) in VERBS.items():
         p = sub.add_parser(name, help=text, description=text)
@@ -81,9 +85,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def add_arguments_prepare(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--force", action="store_true",
-                   help="re-prepare even though results.tsv has experiments scored on the old split "
-                        "(they become incomparable: start a new run tag afterwards)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="re-prepare even though results.tsv has experiments scored on the old split "
+        "(they become incomparable: start a new run tag afterwards)",
+    )
 
 
 def run_prepare(args) -> int:

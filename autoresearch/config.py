@@ -94,9 +94,7 @@ def parse_config(table: dict, root: Path, where: str = "[tool.autoresearch]") ->
     fields = {f.name: f for f in dataclasses.fields(Config) if f.name != "root"}
     unknown = sorted(set(table) - set(fields))
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown field {unknown[0]!r}; known fields are {', '.join(sorted(fields))}"
-        )
+        raise ConfigError(f"{where}: unknown field {unknown[0]!r}; known fields are {', '.join(sorted(fields))}")
     v = _Validator(where)
     values = dict(
         data=v.string(table, "data", DEFAULT_DATA),

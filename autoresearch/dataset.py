@@ -162,8 +162,10 @@ def load_table(cfg: Config) -> Table:
         raise DataError(f"{where}: no feature columns left besides the target")
     for name, field in ((cfg.group_column, "group_column"), (cfg.time_column, "time_column")):
         if name is not None and name not in X.columns:
-            raise DataError(f"pyproject.toml [tool.autoresearch] {field} = {name!r}: the column is empty in every "
-                            "row or listed in drop_columns; name a column with values")
+            raise DataError(
+                f"pyproject.toml [tool.autoresearch] {field} = {name!r}: the column is empty in every "
+                "row or listed in drop_columns; name a column with values"
+            )
     for c in _id_like(X):
         warnings.append(f"column {c!r} looks like a row ID (unique per row); consider adding it to drop_columns")
     n_dup = int(df.duplicated().sum())
@@ -174,8 +176,13 @@ def load_table(cfg: Config) -> Table:
         y = y.astype(str) if y.dtype == object or isinstance(y.dtype, pd.CategoricalDtype) else y
     else:
         y = y.astype(float)
-    return Table(X=X.reset_index(drop=True), y=y.reset_index(drop=True).rename(cfg.target),
-                 task=task, warnings=warnings, source=cfg.data)
+    return Table(
+        X=X.reset_index(drop=True),
+        y=y.reset_index(drop=True).rename(cfg.target),
+        task=task,
+        warnings=warnings,
+        source=cfg.data,
+    )
 
 
 def detect_task(y: pd.Series) -> str:
@@ -232,8 +239,11 @@ def _id_like(X: pd.DataFrame) -> list[str]:
     out = []
     for c in X.columns:
         s = X[c]
-        if n >= 50 and s.notna().all() and s.nunique() == n and (
-            pd.api.types.is_integer_dtype(s) or pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)
+        if (
+            n >= 50
+            and s.notna().all()
+            and s.nunique() == n
+            and (pd.api.types.is_integer_dtype(s) or pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s))
         ):
             out.append(c)
     return out

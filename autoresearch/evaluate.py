@@ -165,8 +165,11 @@ def install_guard(root: Path, allow: list[Path] | tuple = ()) -> None:
                 deny("write to", path)
         elif event in ("os.remove", "os.rename", "os.truncate", "shutil.rmtree", "os.rmdir", "os.chmod"):
             for path in args[:2]:
-                if isinstance(path, (str, bytes, os.PathLike)) and inside(path, private + frozen) \
-                        and not (allowed and inside(path, allowed)):
+                if (
+                    isinstance(path, (str, bytes, os.PathLike))
+                    and inside(path, private + frozen)
+                    and not (allowed and inside(path, allowed))
+                ):
                     deny("change", path)
 
     sys.addaudithook(hook)
@@ -213,8 +216,16 @@ def main(argv: list[str]) -> int:
 
             scores = score_folds(module, params, X, y, folds, metric, on_fold)
             mean, se = mean_se(scores)
-            emit({"event": "done", "scores": scores, "mean": mean, "se": se,
-                  "fit_s": round(fit_total[0], 4), "eval_s": round(time.perf_counter() - t_start, 4)})
+            emit(
+                {
+                    "event": "done",
+                    "scores": scores,
+                    "mean": mean,
+                    "se": se,
+                    "fit_s": round(fit_total[0], 4),
+                    "eval_s": round(time.perf_counter() - t_start, 4),
+                }
+            )
         elif mode == "holdout":
             est = build(module, params)
             est.fit(X, y)

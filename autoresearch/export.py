@@ -53,8 +53,11 @@ def add_arguments_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tag", help="the run (default: the active run); names the folder models/<tag>-<commit8>/")
     p.add_argument("--out", help="the folder to write (default: models/<tag>-<commit8>/ in the project)")
     p.add_argument("--force", action="store_true", help="replace the folder if it exists")
-    p.add_argument("--show-holdout", action="store_true",
-                   help="print the holdout score even when stdout is not a terminal (it is always in metadata.json)")
+    p.add_argument(
+        "--show-holdout",
+        action="store_true",
+        help="print the holdout score even when stdout is not a terminal (it is always in metadata.json)",
+    )
 
 
 def run_export(args) -> int:
@@ -84,11 +87,18 @@ def run_export(args) -> int:
         _install(work, out)
     _ignore_in_git(repo, cfg.root, out)
     shown = meta["holdout"]["score"] if args.show_holdout or sys.stdout.isatty() else None
-    print(f"exported {commit[:8]} ({'iter ' + str(meta['iter']) if meta['iter'] is not None else 'not in the ledger'}"
-          f"{', run ' + tag if tag else ''}) to {_rel(out, cfg.root)}: {MODEL}, {META}, {SOURCE}")
-    print(f"fitted on {meta['n_train']} train rows in {meta['fit_s']:.1f} s; "
-          + (f"holdout {meta['metric']} {shown:.4f} on {meta['holdout']['n_rows']} rows" if shown is not None
-             else f"the holdout score is in {_rel(out / META, cfg.root)}, for the human"))
+    print(
+        f"exported {commit[:8]} ({'iter ' + str(meta['iter']) if meta['iter'] is not None else 'not in the ledger'}"
+        f"{', run ' + tag if tag else ''}) to {_rel(out, cfg.root)}: {MODEL}, {META}, {SOURCE}"
+    )
+    print(
+        f"fitted on {meta['n_train']} train rows in {meta['fit_s']:.1f} s; "
+        + (
+            f"holdout {meta['metric']} {shown:.4f} on {meta['holdout']['n_rows']} rows"
+            if shown is not None
+            else f"the holdout score is in {_rel(out / META, cfg.root)}, for the human"
+        )
+    )
     print(f"use it: uv run autoresearch predict {_rel(out, cfg.root)} NEW_ROWS.csv -o predictions.csv")
     return 0
 
@@ -104,8 +114,10 @@ def _prepared(cfg) -> dict:
         return ensure_prepared(cfg, quiet=True)
     moved = [p for p in problems(cfg, manifest) if p.startswith("data/")]
     if moved:
-        raise UserError("; ".join(moved) + ": the rows the run was scored on are gone; `uv run prepare.py --force` "
-                        "rebuilds them from the same config (the same split), then export again")
+        raise UserError(
+            "; ".join(moved) + ": the rows the run was scored on are gone; `uv run prepare.py --force` "
+            "rebuilds them from the same config (the same split), then export again"
+        )
     return manifest
 
 
@@ -120,13 +132,17 @@ def _resolve_commit(repo, ref: str | None) -> str:
     import git
 
     if not ref:
-        raise UserError("no run here, so no incumbent to export: pass --commit <sha> (any commit with a train.py), "
-                        "or start a run with `uv run autoresearch start <tag>`")
+        raise UserError(
+            "no run here, so no incumbent to export: pass --commit <sha> (any commit with a train.py), "
+            "or start a run with `uv run autoresearch start <tag>`"
+        )
     try:
         return repo.git.rev_parse("--verify", "-q", f"{ref}^{{commit}}")
     except git.GitCommandError:
-        raise UserError(f"--commit {ref!r} is not a commit of this repository; use a sha from results.tsv "
-                        "(the commit column) or `git log`") from None
+        raise UserError(
+            f"--commit {ref!r} is not a commit of this repository; use a sha from results.tsv "
+            "(the commit column) or `git log`"
+        ) from None
 
 
 def _train_source(repo, commit: str) -> str:
@@ -143,12 +159,20 @@ def _fit_in_child(cfg, work: Path) -> dict:
     from autoresearch.runner import run_child
 
     argv = [sys.executable, "-m", "autoresearch.export", "--child", str(work / SOURCE), str(work)]
-    result = run_child(argv, cwd=cfg.root, budget_s=cfg.budget_s, memory_mb=cfg.memory_mb,
-                       log_path=work / "export.log", env=child_env(cfg))
+    result = run_child(
+        argv,
+        cwd=cfg.root,
+        budget_s=cfg.budget_s,
+        memory_mb=cfg.memory_mb,
+        log_path=work / "export.log",
+        env=child_env(cfg),
+    )
     if result.status != "ok":
         tail = "\n".join(f"  | {line}" for line in error_tail(result))
-        raise UserError(f"fitting the pipeline failed ({result.status}: {result.reason}); the budget and memory "
-                        f"cap are budget_s and memory_mb in pyproject.toml [tool.autoresearch]\n{tail}")
+        raise UserError(
+            f"fitting the pipeline failed ({result.status}: {result.reason}); the budget and memory "
+            f"cap are budget_s and memory_mb in pyproject.toml [tool.autoresearch]\n{tail}"
+        )
     return result.last("done")
 
 
@@ -162,8 +186,9 @@ def _metadata(cfg, manifest: dict, run: dict | None, tag: str | None, commit: st
         "tag": tag,
         "iter": int(row["iter"]) if row else None,
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "validation": None if row is None else {"status": row["status"], "mean": ledger.number(row, "metric"),
-                                                "se": ledger.number(row, "se")},
+        "validation": None
+        if row is None
+        else {"status": row["status"], "mean": ledger.number(row, "metric"), "se": ledger.number(row, "se")},
         "config": cfg.as_dict(),
         "manifest_id": manifest["id"],
         "run_manifest_id": (run or {}).get("manifest_id"),
@@ -274,9 +299,17 @@ def _child_main(train_py: Path, work: Path) -> int:
         traceback.print_exc()
         emit({"event": "error", "reason": f"{type(e).__name__}: {str(e).strip()[:300]}"})
         return 0
-    emit({"event": "done", "holdout": score, "fit_s": round(fit_s, 3), "n_train": len(X), "n_holdout": len(hold),
-          "features": [_feature(name, dtype) for name, dtype in X.dtypes.items()],
-          "classes": _json_list(getattr(est, "classes_", None))})
+    emit(
+        {
+            "event": "done",
+            "holdout": score,
+            "fit_s": round(fit_s, 3),
+            "n_train": len(X),
+            "n_holdout": len(hold),
+            "features": [_feature(name, dtype) for name, dtype in X.dtypes.items()],
+            "classes": _json_list(getattr(est, "classes_", None)),
+        }
+    )
     return 0
 
 
@@ -302,9 +335,12 @@ def add_arguments_predict(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("model", help="an export folder (models/<tag>-<commit8>/) or the model.joblib inside it")
     p.add_argument("input", help="the rows to predict: .csv, .tsv or .parquet with the training feature columns")
-    p.add_argument("-o", "--output",
-                   help="where to write the rows with their predictions (.csv, .tsv or .parquet; '-' for stdout); "
-                        "default: <input>.predictions.csv beside the input")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="where to write the rows with their predictions (.csv, .tsv or .parquet; '-' for stdout); "
+        "default: <input>.predictions.csv beside the input",
+    )
 
 
 def run_predict(args) -> int:
@@ -335,8 +371,10 @@ def load_metadata(path: Path) -> tuple[Path, dict]:
     folder = path.parent if path.is_file() else path
     meta_path = folder / META
     if not meta_path.is_file():
-        raise UserError(f"{path}: no {META} here; give the folder `autoresearch export` wrote "
-                        "(models/<tag>-<commit8>/) or the model.joblib inside it")
+        raise UserError(
+            f"{path}: no {META} here; give the folder `autoresearch export` wrote "
+            "(models/<tag>-<commit8>/) or the model.joblib inside it"
+        )
     try:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as e:
@@ -373,15 +411,20 @@ def conform(df, meta: dict, where: str):
     names = [f["name"] for f in meta["features"]]
     missing = [n for n in names if n not in df.columns]
     if missing:
-        raise UserError(f"{where}: missing column{'s' if len(missing) > 1 else ''} "
-                        f"{', '.join(map(repr, missing[:10]))}{' ...' if len(missing) > 10 else ''}; the model needs "
-                        f"all {len(names)} training columns: {', '.join(names)}")
+        raise UserError(
+            f"{where}: missing column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(map(repr, missing[:10]))}{' ...' if len(missing) > 10 else ''}; the model needs "
+            f"all {len(names)} training columns: {', '.join(names)}"
+        )
     notes = []
     extra = [str(c) for c in df.columns if c not in names]
     if extra:
         shown = [f"{c} (the target)" if c == meta["target"] else c for c in extra[:10]]
-        notes.append(f"ignored {len(extra)} column(s) the model was not trained on: "
-                     + ", ".join(shown) + (" ..." if len(extra) > 10 else ""))
+        notes.append(
+            f"ignored {len(extra)} column(s) the model was not trained on: "
+            + ", ".join(shown)
+            + (" ..." if len(extra) > 10 else "")
+        )
     cols = {}
     for f in meta["features"]:
         cols[f["name"]], note = _convert(df[f["name"]], f, where)
@@ -403,8 +446,10 @@ def _convert(s, feature: dict, where: str):
         note = None
         if unseen.any():
             examples = ", ".join(map(repr, pd.unique(s[unseen])[:3]))
-            note = (f"column {name!r}: {int(unseen.sum())} value(s) not seen in training (e.g. {examples}) "
-                    "are treated as missing")
+            note = (
+                f"column {name!r}: {int(unseen.sum())} value(s) not seen in training (e.g. {examples}) "
+                "are treated as missing"
+            )
         return out, note
     if dtype.startswith(("int", "uint", "float", "Int", "UInt", "Float")):
         return _as_number(s, name, dtype, where), None
@@ -438,16 +483,21 @@ def _refuse_unparsed(raw, parsed, name: str, dtype: str, where: str, what: str) 
     if bad.any():
         first = bad.to_numpy().nonzero()[0][0]
         examples = ", ".join(repr(v) for v in list(dict.fromkeys(raw[bad].astype(str)))[:3])
-        raise UserError(f"{where}: column {name!r} must hold {what} ({dtype}, as in training) but has text such as "
-                        f"{examples} ({int(bad.sum())} value(s), first in data row {first + 1}); fix those values or "
-                        "leave them empty (missing)")
+        raise UserError(
+            f"{where}: column {name!r} must hold {what} ({dtype}, as in training) but has text such as "
+            f"{examples} ({int(bad.sum())} value(s), first in data row {first + 1}); fix those values or "
+            "leave them empty (missing)"
+        )
 
 
 def _version_notes(meta: dict) -> list[str]:
     now, then = versions(), meta.get("versions") or {}
-    return [f"{name} is {now.get(name)} here but the model was fitted with {then[name]}: "
-            "predictions may differ or loading may fail" for name in ("scikit-learn", "lightgbm")
-            if then.get(name) and now.get(name) != then.get(name)]
+    return [
+        f"{name} is {now.get(name)} here but the model was fitted with {then[name]}: "
+        "predictions may differ or loading may fail"
+        for name in ("scikit-learn", "lightgbm")
+        if then.get(name) and now.get(name) != then.get(name)
+    ]
 
 
 def load_model(folder: Path, meta: dict):
@@ -462,13 +512,17 @@ def load_model(folder: Path, meta: dict):
     try:
         spec.loader.exec_module(module)
     except Exception as e:
-        raise UserError(f"{folder / SOURCE}: importing it failed ({type(e).__name__}: {e}); the model's code needs "
-                        "the libraries it was trained with (see metadata.json versions)") from None
+        raise UserError(
+            f"{folder / SOURCE}: importing it failed ({type(e).__name__}: {e}); the model's code needs "
+            "the libraries it was trained with (see metadata.json versions)"
+        ) from None
     try:
         return joblib.load(folder / MODEL)
     except Exception as e:
-        raise UserError(f"{folder / MODEL}: cannot load it ({type(e).__name__}: {e}); install the library "
-                        "versions in metadata.json or export the model again") from None
+        raise UserError(
+            f"{folder / MODEL}: cannot load it ({type(e).__name__}: {e}); install the library "
+            "versions in metadata.json or export the model again"
+        ) from None
 
 
 def _prepare_stand_in(meta: dict) -> types.ModuleType:

@@ -24,8 +24,9 @@ def open_repo(root: Path) -> git.Repo:
     try:
         repo = git.Repo(root)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise UserError(f"{root} is not a git repository: run `git init && git add -A && git commit -m init` "
-                        "first") from None
+        raise UserError(
+            f"{root} is not a git repository: run `git init && git add -A && git commit -m init` first"
+        ) from None
     if not repo.head.is_valid():
         raise UserError("the repository has no commit yet: run `git add -A && git commit -m init` first")
     return repo

@@ -39,19 +39,38 @@ def ensure_prepared(cfg: Config, quiet: bool = False, omit: tuple[str, ...] = ()
     return manifest
 
 
-def evaluate(cfg: Config, train_py: Path, mode: str = "cv", log_path: Path | None = None,
-             budget_s: float | None = None, token: str | None = None) -> RunResult:
+def evaluate(
+    cfg: Config,
+    train_py: Path,
+    mode: str = "cv",
+    log_path: Path | None = None,
+    budget_s: float | None = None,
+    token: str | None = None,
+) -> RunResult:
     argv = [sys.executable, "-m", "autoresearch.evaluate", mode, str(train_py)]
     watch = ReadWatch(secret_paths(cfg)) if mode != "holdout" else None  # only the holdout mode may read them
     try:
-        result = run_child(argv, cwd=cfg.root, budget_s=budget_s or cfg.budget_s, memory_mb=cfg.memory_mb,
-                           log_path=log_path, env=child_env(cfg), token=token)
+        result = run_child(
+            argv,
+            cwd=cfg.root,
+            budget_s=budget_s or cfg.budget_s,
+            memory_mb=cfg.memory_mb,
+            log_path=log_path,
+            env=child_env(cfg),
+            token=token,
+        )
     finally:
         opened = watch.close() if watch else []
     for path in opened:
-        result.events.append({"event": "violation", "reason": (
-            f"{path.relative_to(cfg.root)} was opened during the run: only the harness reads the holdout "
-            "(train.py, a library it called or a process it started read it)")})
+        result.events.append(
+            {
+                "event": "violation",
+                "reason": (
+                    f"{path.relative_to(cfg.root)} was opened during the run: only the harness reads the holdout "
+                    "(train.py, a library it called or a process it started read it)"
+                ),
+            }
+        )
     return result
 
 
@@ -74,8 +93,11 @@ class ReadWatch:
             libc = ctypes.CDLL(None, use_errno=True)
             self.fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
             for path in paths:
-                wd = libc.inotify_add_watch(self.fd, os.fsencode(path), self.IN_OPEN | self.IN_ACCESS) \
-                    if self.fd >= 0 and path.is_file() else -1
+                wd = (
+                    libc.inotify_add_watch(self.fd, os.fsencode(path), self.IN_OPEN | self.IN_ACCESS)
+                    if self.fd >= 0 and path.is_file()
+                    else -1
+                )
                 if wd >= 0:
                     self.watched[wd] = path
         except (OSError, AttributeError):
@@ -141,8 +163,10 @@ def train_main(train_py: str) -> None:
     if result.status == "ok":
         print(f"mean:     {done['mean']:.6f}")
         print(f"std_err:  {done['se']:.6f}")
-    print(f"folds:    {' '.join(f'{s:.6f}' for s in scores)}" + ("" if result.status == "ok"
-                                                                 else f"  ({len(scores)} of {manifest['n_folds']})"))
+    print(
+        f"folds:    {' '.join(f'{s:.6f}' for s in scores)}"
+        + ("" if result.status == "ok" else f"  ({len(scores)} of {manifest['n_folds']})")
+    )
     fit_s = done.get("fit_s", sum(e.get("fit_s", 0) for e in result.events if e.get("event") == "fold"))
     print(f"fit_s:    {fit_s:.2f}")
     print(f"wall_s:   {result.wall_s:.2f}")

@@ -26,31 +26,49 @@ from autoresearch import runstate
 EDITABLE = {"train.py", "notes.md"}
 HARNESS_FAILURES_TO_LET_GO = 3
 
-FROZEN = (r"(prepare\.py|pyproject\.toml|uv\.lock|autoresearch/|\.claude/|data/|\.autoresearch/|results\.tsv"
-          r"|program\.md)")
+FROZEN = (
+    r"(prepare\.py|pyproject\.toml|uv\.lock|autoresearch/|\.claude/|data/|\.autoresearch/|results\.tsv"
+    r"|program\.md)"
+)
 RULES = [
     # (pattern over the whole command, reason: what to do instead)
-    (r"holdout|(^|[\s'\"/=])(reports|models)/",
-     "the holdout and the reports are for the human only; judge experiments by `uv run autoresearch step` lines"),
-    (r"(^|[\s'\"=<>(])\.?/?data/",
-     "the prepared data is read by the harness only; train.py gets X and y through build_pipeline"),
-    (r"\b(curl|wget|nc|ncat|ssh|scp|rsync|ftp|telnet)\b|\bpip3?\s+install|\buv\s+(add|remove|pip|sync|lock|tool)\b"
-     r"|\b(npm|npx|yarn|pnpm|conda|mamba|apt|apt-get)\b",
-     "no network and no new packages: use what pyproject.toml already installs (pandas, numpy, scikit-learn, "
-     "lightgbm, scipy, optuna)"),
-    (r"\b(python3?|ipython|jupyter|pytest)\b|\buv\s+run\s+(?!(train\.py|prepare\.py|autoresearch)\b)",
-     "no ad-hoc Python: evaluate with `uv run autoresearch step` (or `uv run train.py` for a dry run)"),
-    (r"\bautoresearch\s+(stop|report|export|predict)\b",
-     "stopping and reporting are the human's (/autoresearch-stop, /autoresearch-report); keep iterating"),
-    (r"\bgit\s+(?!(log|diff|show|status|rev-parse|branch\s*$|branch\s+--list|ls-files|blame|shortlog|describe|"
-     r"for-each-ref|cat-file|reflog(\s+show)?\b|checkout\s+refs/autoresearch/\S+\s+--\s+train\.py\s*$))",
-     "git is read-only for you: `uv run autoresearch step` commits, keeps and reverts; to retry a crashed "
-     "candidate use `git checkout refs/autoresearch/<tag>/discarded/<n> -- train.py`"),
-    (rf"(>|\btee\b|\bsed\s+-i|\bperl\s+-i|\b(cp|mv|rm|truncate|chmod|chown|touch|ln|install|dd|rmdir|mkdir)\b)"
-     rf"[^|;&]*{FROZEN}",
-     "the harness is frozen: only train.py changes (edit it with the Edit tool)"),
-    (r"(>|\btee\b|\bsed\s+-i|\bperl\s+-i)[^|;&]*\btrain\.py",
-     "edit train.py with the Edit tool, not through the shell (so the guard and the diff see it)"),
+    (
+        r"holdout|(^|[\s'\"/=])(reports|models)/",
+        "the holdout and the reports are for the human only; judge experiments by `uv run autoresearch step` lines",
+    ),
+    (
+        r"(^|[\s'\"=<>(])\.?/?data/",
+        "the prepared data is read by the harness only; train.py gets X and y through build_pipeline",
+    ),
+    (
+        r"\b(curl|wget|nc|ncat|ssh|scp|rsync|ftp|telnet)\b|\bpip3?\s+install|\buv\s+(add|remove|pip|sync|lock|tool)\b"
+        r"|\b(npm|npx|yarn|pnpm|conda|mamba|apt|apt-get)\b",
+        "no network and no new packages: use what pyproject.toml already installs (pandas, numpy, scikit-learn, "
+        "lightgbm, scipy, optuna)",
+    ),
+    (
+        r"\b(python3?|ipython|jupyter|pytest)\b|\buv\s+run\s+(?!(train\.py|prepare\.py|autoresearch)\b)",
+        "no ad-hoc Python: evaluate with `uv run autoresearch step` (or `uv run train.py` for a dry run)",
+    ),
+    (
+        r"\bautoresearch\s+(stop|report|export|predict)\b",
+        "stopping and reporting are the human's (/autoresearch-stop, /autoresearch-report); keep iterating",
+    ),
+    (
+        r"\bgit\s+(?!(log|diff|show|status|rev-parse|branch\s*$|branch\s+--list|ls-files|blame|shortlog|describe|"
+        r"for-each-ref|cat-file|reflog(\s+show)?\b|checkout\s+refs/autoresearch/\S+\s+--\s+train\.py\s*$))",
+        "git is read-only for you: `uv run autoresearch step` commits, keeps and reverts; to retry a crashed "
+        "candidate use `git checkout refs/autoresearch/<tag>/discarded/<n> -- train.py`",
+    ),
+    (
+        rf"(>|\btee\b|\bsed\s+-i|\bperl\s+-i|\b(cp|mv|rm|truncate|chmod|chown|touch|ln|install|dd|rmdir|mkdir)\b)"
+        rf"[^|;&]*{FROZEN}",
+        "the harness is frozen: only train.py changes (edit it with the Edit tool)",
+    ),
+    (
+        r"(>|\btee\b|\bsed\s+-i|\bperl\s+-i)[^|;&]*\btrain\.py",
+        "edit train.py with the Edit tool, not through the shell (so the guard and the diff see it)",
+    ),
 ]
 
 
@@ -76,8 +94,10 @@ def guard(payload: dict, root: Path) -> str | None:
     if tool in ("Read", "Grep", "Glob"):
         target = " ".join(str(args.get(k) or "") for k in ("file_path", "path", "pattern"))
         if re.search(RULES[0][0], target) or re.search(r"(^|/)data/|\.autoresearch/runs/[^/]+/holdout", target):
-            return "that file is private to the harness or the human (data, holdout, reports); use " \
-                   "`uv run autoresearch status` for where the run stands"
+            return (
+                "that file is private to the harness or the human (data, holdout, reports); use "
+                "`uv run autoresearch status` for where the run stands"
+            )
     if tool in ("WebFetch", "WebSearch"):
         return "no network during a run: rely on the research skill and what is installed"
     return None
@@ -91,9 +111,11 @@ def _guard_edit(file_path: str, root: Path) -> str | None:
     if rel in EDITABLE:
         return None
     shown = rel or file_path
-    return (f"{shown} is not editable during a run: only train.py (and notes.md, your notes) may change. "
-            "The harness (prepare.py, autoresearch/, pyproject.toml, data/) is frozen so every score stays "
-            "comparable; put your idea into train.py instead")
+    return (
+        f"{shown} is not editable during a run: only train.py (and notes.md, your notes) may change. "
+        "The harness (prepare.py, autoresearch/, pyproject.toml, data/) is frozen so every score stays "
+        "comparable; put your idea into train.py instead"
+    )
 
 
 def _guard_bash(command: str) -> str | None:
@@ -129,11 +151,13 @@ def stop(payload: dict, root: Path) -> str | None:
     nxt = "edit train.py with ONE new idea (set HYPOTHESIS and CATEGORY), then run `uv run autoresearch step`"
     if run.get("last_status") in ("crash", "timeout", "invalid"):
         nxt = "read the last step's error lines, fix or simplify train.py, then run `uv run autoresearch step`"
-    return (f"The autoresearch run '{tag}' is still active, so do not stop: the human ends it. "
-            f"Best {manifest.get('metric', 'score')} so far {inc['mean']:.4f} (iter {inc['iter']}), "
-            f"{run.get('iterations', 0)} iterations done. Next: {nxt}. If you are unsure where things stand, run "
-            f"`uv run autoresearch status`; if ideas run dry, follow the phases in program.md "
-            f"(stop attempt {state['blocks']}).")
+    return (
+        f"The autoresearch run '{tag}' is still active, so do not stop: the human ends it. "
+        f"Best {manifest.get('metric', 'score')} so far {inc['mean']:.4f} (iter {inc['iter']}), "
+        f"{run.get('iterations', 0)} iterations done. Next: {nxt}. If you are unsure where things stand, run "
+        f"`uv run autoresearch status`; if ideas run dry, follow the phases in program.md "
+        f"(stop attempt {state['blocks']})."
+    )
 
 
 def _limit_reached(cfg, run: dict) -> str | None:
@@ -176,8 +200,10 @@ def session_start(payload: dict, root: Path) -> str | None:
 
     text = card(load_config(root), run)
     if run.get("status") == "active":
-        text = ("An autoresearch run is in progress in this project (you may have been resumed or compacted). "
-                "Re-read program.md, then continue the loop: edit train.py, `uv run autoresearch step`.\n" + text)
+        text = (
+            "An autoresearch run is in progress in this project (you may have been resumed or compacted). "
+            "Re-read program.md, then continue the loop: edit train.py, `uv run autoresearch step`.\n" + text
+        )
     return text
 
 
@@ -198,8 +224,17 @@ def run_hook(args) -> int:
     if args.event == "guard":
         reason = guard(payload, root)
         if reason:
-            print(json.dumps({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
-                                                     "permissionDecisionReason": reason}}))
+            print(
+                json.dumps(
+                    {
+                        "hookSpecificOutput": {
+                            "hookEventName": "PreToolUse",
+                            "permissionDecision": "deny",
+                            "permissionDecisionReason": reason,
+                        }
+                    }
+                )
+            )
     elif args.event == "stop":
         reason = stop(payload, root)
         if reason:

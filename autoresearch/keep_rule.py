@@ -49,9 +49,18 @@ def improvements(candidate: list[float], incumbent: list[float], higher_is_bette
     return [sign * (c - i) for c, i in zip(candidate, incumbent, strict=True)]
 
 
-def decide(candidate: list[float], incumbent: list[float], *, higher_is_better: bool, ratio: float,
-           alpha: float = 0.1, min_delta: float = 0.0, rule: str = "paired", fewer_lines: bool = False,
-           second_look: bool = False) -> Verdict:
+def decide(
+    candidate: list[float],
+    incumbent: list[float],
+    *,
+    higher_is_better: bool,
+    ratio: float,
+    alpha: float = 0.1,
+    min_delta: float = 0.0,
+    rule: str = "paired",
+    fewer_lines: bool = False,
+    second_look: bool = False,
+) -> Verdict:
     """The first look. With second_look, a borderline candidate comes back with look_again set."""
     d = improvements(candidate, incumbent, higher_is_better)
     delta = sum(d) / len(d)
@@ -68,41 +77,63 @@ def decide(candidate: list[float], incumbent: list[float], *, higher_is_better: 
         return v
     if p_better < LOOK_P and delta > 0:
         return dataclasses.replace(v, reason="borderline: a second look on fresh folds", look_again=True)
-    return dataclasses.replace(v, reason=f"no significant difference (p={p_better:.3g}; a second look needs Δ > 0 "
-                                         f"and p < {LOOK_P:g}, keeping at once p < {strong:g})")
+    return dataclasses.replace(
+        v,
+        reason=f"no significant difference (p={p_better:.3g}; a second look needs Δ > 0 "
+        f"and p < {LOOK_P:g}, keeping at once p < {strong:g})",
+    )
 
 
-def confirm(first: Verdict, candidate: list[float], incumbent: list[float], *, higher_is_better: bool,
-            ratio: float, alpha: float = 0.1, min_delta: float = 0.0, fewer_lines: bool = False,
-            first_n: int = 0) -> Verdict:
+def confirm(
+    first: Verdict,
+    candidate: list[float],
+    incumbent: list[float],
+    *,
+    higher_is_better: bool,
+    ratio: float,
+    alpha: float = 0.1,
+    min_delta: float = 0.0,
+    fewer_lines: bool = False,
+    first_n: int = 0,
+) -> Verdict:
     """The second look. The confirm scores are cut into blocks the size of the first look (first_n scores:
     whole repeats, as the folds are stored repeat-major); each block gets its own corrected p, and all the
     looks' p-values are combined (Stouffer). Δ and its ± are over every score of both looks."""
     d2 = improvements(candidate, incumbent, higher_is_better)
     n1 = first_n or len(d2)
     k = max(len(d2) // n1, 1)
-    blocks = [d2[i * n1: (i + 1) * n1] for i in range(k - 1)] + [d2[(k - 1) * n1:]]  # a remainder joins the last
+    blocks = [d2[i * n1 : (i + 1) * n1] for i in range(k - 1)] + [d2[(k - 1) * n1 :]]  # a remainder joins the last
     zs = [z_of_p(first.p_value)] + [z_of_p(corrected_paired_p(b, ratio)[0]) for b in blocks]
     p_better = normal_sf(sum(zs) / math.sqrt(len(zs)))
     delta = (first.delta * n1 + sum(d2)) / (n1 + len(d2))
-    se = math.sqrt(first.se_delta ** 2 * n1 ** 2 + corrected_se(d2, ratio) ** 2 * len(d2) ** 2) / (n1 + len(d2))
+    se = math.sqrt(first.se_delta**2 * n1**2 + corrected_se(d2, ratio) ** 2 * len(d2) ** 2) / (n1 + len(d2))
     v = _settle(delta, p_better, 1.0 - p_better, se, alpha, min_delta, fewer_lines, alpha, 2)
     return dataclasses.replace(v, reason=f"second look: {v.reason}")
 
 
-def _settle(delta: float, p_better: float, p_worse: float, se: float, alpha: float, min_delta: float,
-            fewer_lines: bool, strong: float, looks: int) -> Verdict:
+def _settle(
+    delta: float,
+    p_better: float,
+    p_worse: float,
+    se: float,
+    alpha: float,
+    min_delta: float,
+    fewer_lines: bool,
+    strong: float,
+    looks: int,
+) -> Verdict:
     if p_better < strong and delta >= min_delta and delta > 0:
         return Verdict(KEEP, delta, p_better, p_worse, f"better with p={p_better:.3g} < {strong:g}", se, looks=looks)
     if p_worse < alpha:
-        return Verdict(DISCARD, delta, p_better, p_worse, f"worse with p={p_worse:.3g} < alpha={alpha:g}", se,
-                       looks=looks)
+        return Verdict(
+            DISCARD, delta, p_better, p_worse, f"worse with p={p_worse:.3g} < alpha={alpha:g}", se, looks=looks
+        )
     if fewer_lines and delta >= 0:
         # Karpathy's "equal or better with less code": a simplification may not cost score on the mean
-        return Verdict(SIMPLIFY, delta, p_better, p_worse, "fewer code lines and not worse on the mean", se,
-                       looks=looks)
-    why = (f"gain {delta:.3g} below min_delta {min_delta:g}" if p_better < strong
-           else f"p={p_better:.3g} >= {strong:g}")
+        return Verdict(
+            SIMPLIFY, delta, p_better, p_worse, "fewer code lines and not worse on the mean", se, looks=looks
+        )
+    why = f"gain {delta:.3g} below min_delta {min_delta:g}" if p_better < strong else f"p={p_better:.3g} >= {strong:g}"
     return Verdict(NOOP, delta, p_better, p_worse, f"no significant difference ({why})", se, looks=looks)
 
 

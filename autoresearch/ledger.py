@@ -16,8 +16,22 @@ from pathlib import Path
 from autoresearch.errors import UserError
 
 FILENAME = "results.tsv"
-HEADER = ("iter", "tag", "time", "commit", "status", "metric", "delta", "p_value", "se",
-          "wall_s", "eval_s", "category", "hypothesis", "note")
+HEADER = (
+    "iter",
+    "tag",
+    "time",
+    "commit",
+    "status",
+    "metric",
+    "delta",
+    "p_value",
+    "se",
+    "wall_s",
+    "eval_s",
+    "category",
+    "hypothesis",
+    "note",
+)
 
 
 class LedgerError(UserError):
@@ -80,7 +94,7 @@ def repair(root: Path) -> str | None:
     if not raw or raw.endswith(b"\n") and _whole(raw.rsplit(b"\n", 2)[-2]):
         return None
     body = raw[: raw.rfind(b"\n", 0, len(raw) - 1 if raw.endswith(b"\n") else len(raw)) + 1]
-    torn = raw[len(body):]
+    torn = raw[len(body) :]
     aside = root / ".autoresearch" / f"results.torn-{time.strftime('%Y%m%d-%H%M%S')}"
     aside.parent.mkdir(exist_ok=True)
     aside.write_bytes(torn)

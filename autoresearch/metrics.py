@@ -98,8 +98,10 @@ def resolve_metric(name: str | None, task: str, check_task: bool = True) -> Metr
     if name in TABLE:
         higher, response, func, tasks = TABLE[name]
         if check_task and task not in tasks:
-            raise ValueError(f"metric {name!r} does not apply to a {task} task; use one of "
-                             + ", ".join(k for k, v in TABLE.items() if task in v[3]))
+            raise ValueError(
+                f"metric {name!r} does not apply to a {task} task; use one of "
+                + ", ".join(k for k, v in TABLE.items() if task in v[3])
+            )
         return Metric(name, higher, response, _function(func))
     from sklearn.metrics import get_scorer_names
 

@@ -77,7 +77,8 @@ def prepare(cfg: Config, force: bool = False) -> tuple[dict, bool]:
         return current, False
     if current is not None and ledger_has_rows(cfg.root) and not force:
         raise StaleError(
-            "the prepared data no longer matches: " + "; ".join(problems(cfg, current, check_source=True))
+            "the prepared data no longer matches: "
+            + "; ".join(problems(cfg, current, check_source=True))
             + ". results.tsv already has experiments scored on the old split, so re-preparing would make them "
             "incomparable: run `uv run prepare.py --force` and start a new run tag, or undo the change"
         )
@@ -95,8 +96,9 @@ def _write(cfg: Config) -> dict:
     try:
         metric = resolve_metric(cfg.metric, table.task)
     except ValueError as e:  # the config could only check the metric against a task it was given
-        raise ConfigError(f"pyproject.toml [tool.autoresearch] field 'metric': {e} "
-                          f"(the task was detected from {table.y.name!r})") from None
+        raise ConfigError(
+            f"pyproject.toml [tool.autoresearch] field 'metric': {e} (the task was detected from {table.y.name!r})"
+        ) from None
     groups = table.X[cfg.group_column] if cfg.group_column else None
     timecol = table.X[cfg.time_column] if cfg.time_column else None
     train_idx, hold_idx = holdout_split(table.y, table.task, cfg.test_size, cfg.seed, groups, timecol)
@@ -106,8 +108,15 @@ def _write(cfg: Config) -> dict:
     sub = lambda col: train[col] if col else None  # noqa: E731
     # one draw of repeats + confirm_repeats: repeat r's folds depend only on seed + 1000 r, so the fixed folds
     # are the same with or without a second look, and the confirm folds are fresh partitions of the same rows
-    every = make_folds(train[table.y.name], table.task, cfg.folds, _repeats(cfg) + _confirm_repeats(cfg), cfg.seed,
-                       sub(cfg.group_column), sub(cfg.time_column))
+    every = make_folds(
+        train[table.y.name],
+        table.task,
+        cfg.folds,
+        _repeats(cfg) + _confirm_repeats(cfg),
+        cfg.seed,
+        sub(cfg.group_column),
+        sub(cfg.time_column),
+    )
     n_fixed = len(every) if cfg.time_column else cfg.folds * _repeats(cfg)
     folds, confirm = every[:n_fixed], every[n_fixed:]
 
@@ -141,9 +150,14 @@ def _write(cfg: Config) -> dict:
         "n_confirm_folds": len(confirm),
         "columns": {c: str(t) for c, t in table.X.dtypes.items()},
         "classes": {str(k): int(v) for k, v in table.y.value_counts().items()} if table.task != "regression" else None,
-        "target_summary": None if table.task != "regression" else {
-            "mean": float(table.y.mean()), "std": float(table.y.std()),
-            "min": float(table.y.min()), "max": float(table.y.max())},
+        "target_summary": None
+        if table.task != "regression"
+        else {
+            "mean": float(table.y.mean()),
+            "std": float(table.y.std()),
+            "min": float(table.y.min()),
+            "max": float(table.y.max()),
+        },
         "warnings": table.warnings,
         "files": files,
         "frozen": frozen_files(cfg.root),
@@ -214,12 +228,21 @@ def data_card(manifest: dict, cfg: Config) -> str:
     else:
         s = manifest["target_summary"]
         balance = f"mean {s['mean']:.4g}, std {s['std']:.4g}, range [{s['min']:.4g}, {s['max']:.4g}]"
-    split = "time-ordered (holdout = latest rows, forward-chaining folds)" if cfg.time_column else (
-        f"grouped by {cfg.group_column!r}" if cfg.group_column else
-        "stratified" if manifest["task"] != "regression" else "shuffled")
+    split = (
+        "time-ordered (holdout = latest rows, forward-chaining folds)"
+        if cfg.time_column
+        else (
+            f"grouped by {cfg.group_column!r}"
+            if cfg.group_column
+            else "stratified"
+            if manifest["task"] != "regression"
+            else "shuffled"
+        )
+    )
     lines = [
         f"data:     {manifest['source']}  ({manifest['n_rows']} rows, {len(cols)} features: "
-        + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items())) + ")",
+        + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
+        + ")",
         f"target:   {manifest['target']}  ({manifest['task']}; {balance})",
         f"metric:   {manifest['metric']} ({'higher' if manifest['higher_is_better'] else 'lower'} is better)",
         f"split:    {manifest['n_train']} train / {manifest['n_holdout']} holdout, {split}",

@@ -27,9 +27,16 @@ from autoresearch.static_check import code_lines, declaration_problems, declarat
 
 CARD_HAS = ("metric", "folds", "budget")  # the start card's own lines: the data card need not repeat them
 BUDGET_WARNING = 0.7  # share of the evaluation budget from which the step line warns
-LABEL = {KEEP: "KEPT", SIMPLIFY: "SIMPLIFIED (kept)", keep_rule.NOOP: "NOOP (reverted)",
-         keep_rule.DISCARD: "DISCARDED (reverted)", CRASH: "CRASH (reverted)", TIMEOUT: "TIMEOUT (reverted)",
-         INVALID: "INVALID", BASELINE: "BASELINE"}
+LABEL = {
+    KEEP: "KEPT",
+    SIMPLIFY: "SIMPLIFIED (kept)",
+    keep_rule.NOOP: "NOOP (reverted)",
+    keep_rule.DISCARD: "DISCARDED (reverted)",
+    CRASH: "CRASH (reverted)",
+    TIMEOUT: "TIMEOUT (reverted)",
+    INVALID: "INVALID",
+    BASELINE: "BASELINE",
+}
 
 
 # ---------------------------------------------------------------------------
@@ -37,8 +44,12 @@ LABEL = {KEEP: "KEPT", SIMPLIFY: "SIMPLIFIED (kept)", keep_rule.NOOP: "NOOP (rev
 
 
 def add_arguments_start(p) -> None:
-    p.add_argument("tag", nargs="?", help="run name: the branch is autoresearch/<tag> (created, or resumed if it "
-                                          "exists); default: today's date, e.g. nov23")
+    p.add_argument(
+        "tag",
+        nargs="?",
+        help="run name: the branch is autoresearch/<tag> (created, or resumed if it "
+        "exists); default: today's date, e.g. nov23",
+    )
 
 
 def run_start(args) -> int:
@@ -53,8 +64,12 @@ def run_start(args) -> int:
                 print(note)
         dirty = [f for f in gitops.changed_files(repo) if f not in gitops.TOLERATED]
         if dirty:
-            raise UserError("the work tree has uncommitted changes: " + ", ".join(dirty[:10])
-                            + ("..." if len(dirty) > 10 else "") + "; commit or discard them, then start again")
+            raise UserError(
+                "the work tree has uncommitted changes: "
+                + ", ".join(dirty[:10])
+                + ("..." if len(dirty) > 10 else "")
+                + "; commit or discard them, then start again"
+            )
         if gitops.current_branch(repo) != branch:
             exists = gitops.tip(repo, branch)
             if not exists:
@@ -65,8 +80,10 @@ def run_start(args) -> int:
         resumed = run is not None
         if resumed:
             if run["manifest_id"] != manifest["id"]:
-                raise UserError(f"run {tag!r} was scored on prepared data {run['manifest_id']}, now {manifest['id']} "
-                                "(config, data or harness changed): start a new tag")
+                raise UserError(
+                    f"run {tag!r} was scored on prepared data {run['manifest_id']}, now {manifest['id']} "
+                    "(config, data or harness changed): start a new tag"
+                )
             run["status"] = "active"
             run.pop("stopped", None)
             runstate.save_run(cfg.root, run)
@@ -91,22 +108,51 @@ def _baseline(cfg: Config, repo, tag: str, manifest: dict) -> dict:
     result = evaluate(cfg, cfg.root / gitops.TRAIN, "cv", rdir / "logs" / "0.log")
     if result.status != "ok":
         tail = "\n".join(f"  | {line}" for line in error_tail(result))
-        raise UserError(f"the baseline train.py does not evaluate ({result.status}: {result.reason}); "
-                        f"fix train.py, commit it, and start again\n{tail}")
+        raise UserError(
+            f"the baseline train.py does not evaluate ({result.status}: {result.reason}); "
+            f"fix train.py, commit it, and start again\n{tail}"
+        )
     commit = repo.head.commit.hexsha
     source = (cfg.root / gitops.TRAIN).read_text()
     done = result.last("done")
-    incumbent = {"iter": 0, "commit": commit, "scores": done["scores"], "mean": done["mean"], "se": done["se"],
-                 "lines": code_lines(source)}
-    run = {"tag": tag, "branch": gitops.branch_name(tag), "status": "active", "manifest_id": manifest["id"],
-           "started_at": time.time(), "incumbent": incumbent, "baseline": incumbent, "iterations": 0,
-           "consecutive_failures": 0, "harness_errors": 0}
+    incumbent = {
+        "iter": 0,
+        "commit": commit,
+        "scores": done["scores"],
+        "mean": done["mean"],
+        "se": done["se"],
+        "lines": code_lines(source),
+    }
+    run = {
+        "tag": tag,
+        "branch": gitops.branch_name(tag),
+        "status": "active",
+        "manifest_id": manifest["id"],
+        "started_at": time.time(),
+        "incumbent": incumbent,
+        "baseline": incumbent,
+        "iterations": 0,
+        "consecutive_failures": 0,
+        "harness_errors": 0,
+    }
     _score_holdout(cfg, tag, 0, commit, cfg.root / gitops.TRAIN)
     decl = declarations(source)
-    record = {"iter": 0, "tag": tag, "commit": commit, "status": BASELINE, "scores": done["scores"],
-              "mean": done["mean"], "se": done["se"], "delta": None, "p_value": None,
-              "wall_s": time.monotonic() - t0, "eval_s": result.wall_s, "category": decl["CATEGORY"] or "baseline",
-              "hypothesis": decl["HYPOTHESIS"] or "baseline", "note": ""}
+    record = {
+        "iter": 0,
+        "tag": tag,
+        "commit": commit,
+        "status": BASELINE,
+        "scores": done["scores"],
+        "mean": done["mean"],
+        "se": done["se"],
+        "delta": None,
+        "p_value": None,
+        "wall_s": time.monotonic() - t0,
+        "eval_s": result.wall_s,
+        "category": decl["CATEGORY"] or "baseline",
+        "hypothesis": decl["HYPOTHESIS"] or "baseline",
+        "note": "",
+    }
     runstate.write_json(rdir / "iters" / "0.json", record)
     ledger.append(cfg.root, _row(record))
     runstate.save_run(cfg.root, run)
@@ -119,20 +165,22 @@ def card(cfg: Config, run: dict, manifest: dict, resumed: bool) -> str:
     n = manifest["n_folds"]
     rule = _rule_text(cfg, manifest) if cfg.keep_rule == "paired" else "strict (any better mean)"
     fold_rows = round(manifest["n_train"] * (1 - 1 / cfg.folds)) if not cfg.time_column else None
-    return "\n".join([
-        f"run:       {run['tag']} on branch {run['branch']} "
-        f"({'resumed at iter ' + str(run['iterations']) if resumed else 'new'})",
-        f"metric:    {manifest['metric']} ({'higher' if manifest['higher_is_better'] else 'lower'} is better), "
-        f"{n} scores per evaluation ({cfg.folds} folds x {cfg.repeats} repeats of the {manifest['n_train']} train rows"
-        + (f", ~{fold_rows} rows fit per fold)" if fold_rows else ")"),
-        f"baseline:  {base['mean']:.4f} ± {base['se']:.4f} (± here: standard error of the CV mean; on a step line: "
-        "of the paired Δ)",
-        f"best:      {inc['mean']:.4f} ± {inc['se']:.4f} (iter {inc['iter']}, {inc['commit'][:8]})",
-        f"keep rule: {rule}",
-        f"features:  {feature_line(manifest)}",
-        f"budget:    {cfg.budget_s:g} s and {cfg.memory_mb} MB per evaluation",
-        "next:      edit train.py (HYPOTHESIS, CATEGORY, one idea), then run `uv run autoresearch step`",
-    ])
+    return "\n".join(
+        [
+            f"run:       {run['tag']} on branch {run['branch']} "
+            f"({'resumed at iter ' + str(run['iterations']) if resumed else 'new'})",
+            f"metric:    {manifest['metric']} ({'higher' if manifest['higher_is_better'] else 'lower'} is better), "
+            f"{n} scores per evaluation ({cfg.folds} folds x {cfg.repeats} repeats of the "
+            f"{manifest['n_train']} train rows" + (f", ~{fold_rows} rows fit per fold)" if fold_rows else ")"),
+            f"baseline:  {base['mean']:.4f} ± {base['se']:.4f} (± here: standard error of the CV mean; on a step line: "
+            "of the paired Δ)",
+            f"best:      {inc['mean']:.4f} ± {inc['se']:.4f} (iter {inc['iter']}, {inc['commit'][:8]})",
+            f"keep rule: {rule}",
+            f"features:  {feature_line(manifest)}",
+            f"budget:    {cfg.budget_s:g} s and {cfg.memory_mb} MB per evaluation",
+            "next:      edit train.py (HYPOTHESIS, CATEGORY, one idea), then run `uv run autoresearch step`",
+        ]
+    )
 
 
 def _rule_text(cfg: Config, manifest: dict) -> str:
@@ -140,15 +188,18 @@ def _rule_text(cfg: Config, manifest: dict) -> str:
     floor = f"; and Δ >= {cfg.min_delta:g}" if cfg.min_delta else ""
     if not looks:
         need = keep_rule.keep_threshold(cfg.alpha, n - 1)
-        return (f"paired corrected t-test, alpha {cfg.alpha:g}: a keep needs Δ > {need:.2f} × the ± of its step "
-                f"line{floor}")
+        return (
+            f"paired corrected t-test, alpha {cfg.alpha:g}: a keep needs Δ > {need:.2f} × the ± of its step line{floor}"
+        )
     strong = keep_rule.keep_threshold(cfg.alpha * keep_rule.STRONG_SHARE, n - 1)
     look = keep_rule.keep_threshold(keep_rule.LOOK_P, n - 1)
     k = looks / n
-    return (f"paired corrected t-test, alpha {cfg.alpha:g}: Δ > {strong:.2f} × the ± of its step line keeps at once; "
-            f"{look:.2f} × ± < Δ ≤ {strong:.2f} × ± gets a second look on {looks} fresh folds (the step re-scores "
-            f"both: {1 + k:.0f}-{1 + 2 * k:.0f} times as long, more on a busy machine) and is kept if all looks "
-            f"together give p < {cfg.alpha:g}; Δ ≤ {look:.2f} × ± is a NOOP at once" + floor)
+    return (
+        f"paired corrected t-test, alpha {cfg.alpha:g}: Δ > {strong:.2f} × the ± of its step line keeps at once; "
+        f"{look:.2f} × ± < Δ ≤ {strong:.2f} × ± gets a second look on {looks} fresh folds (the step re-scores "
+        f"both: {1 + k:.0f}-{1 + 2 * k:.0f} times as long, more on a busy machine) and is kept if all looks "
+        f"together give p < {cfg.alpha:g}; Δ ≤ {look:.2f} × ± is a NOOP at once" + floor
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -193,13 +244,21 @@ def _step(cfg: Config) -> int:
     _check_position(repo, run)
     inc = run["incumbent"]
     if gitops.blob_of_worktree(repo) == gitops.blob_at(repo, inc["commit"]):
-        raise NotCounted("train.py is identical to the incumbent: edit it (one idea, with HYPOTHESIS and CATEGORY) "
-                        "before `uv run autoresearch step`")
+        raise NotCounted(
+            "train.py is identical to the incumbent: edit it (one idea, with HYPOTHESIS and CATEGORY) "
+            "before `uv run autoresearch step`"
+        )
     it = _next_iter(cfg, run)
     source = (cfg.root / gitops.TRAIN).read_text()
     decl = declarations(source)
-    base = {"iter": it, "tag": run["tag"], "incumbent": inc["commit"], "category": decl["CATEGORY"] or "",
-            "hypothesis": decl["HYPOTHESIS"] or "", "lines": code_lines(source)}
+    base = {
+        "iter": it,
+        "tag": run["tag"],
+        "incumbent": inc["commit"],
+        "category": decl["CATEGORY"] or "",
+        "hypothesis": decl["HYPOTHESIS"] or "",
+        "lines": code_lines(source),
+    }
     bad = _pre_checks(cfg, repo, run, source)
     if bad:
         return _record_invalid(cfg, repo, run, base, bad, t0)
@@ -235,13 +294,17 @@ def _check_position(repo, run: dict) -> None:
     here = gitops.current_branch(repo)
     if here != branch:
         where = "a detached HEAD" if here is None else f"branch {here}"
-        raise UserError(f"the work tree is on {where}, not on the run's branch {branch}: "
-                        f"`git checkout {branch}` (or `uv run autoresearch start {run['tag']}`), then step again")
+        raise UserError(
+            f"the work tree is on {where}, not on the run's branch {branch}: "
+            f"`git checkout {branch}` (or `uv run autoresearch start {run['tag']}`), then step again"
+        )
     at = gitops.tip(repo, branch)
     if at != inc:
-        raise UserError(f"branch {branch} was moved by hand to {at[:8]}; the ratchet's incumbent is {inc[:8]}. "
-                        f"Put it back with `git reset --keep {inc[:12]}` (your commit stays in the reflog), then step "
-                        "again")
+        raise UserError(
+            f"branch {branch} was moved by hand to {at[:8]}; the ratchet's incumbent is {inc[:8]}. "
+            f"Put it back with `git reset --keep {inc[:12]}` (your commit stays in the reflog), then step "
+            "again"
+        )
 
 
 def _pre_checks(cfg: Config, repo, run: dict, source: str) -> list[str]:
@@ -249,9 +312,15 @@ def _pre_checks(cfg: Config, repo, run: dict, source: str) -> list[str]:
     others = [f for f in gitops.changed_files(repo) if f not in (gitops.TRAIN, *gitops.TOLERATED)]
     if others:
         restored = _restore_frozen(cfg, repo, run, others)
-        bad.append("only train.py may change, but these differ from the incumbent: " + ", ".join(others[:8])
-                   + (f" (frozen files restored from git: {', '.join(restored)})" if restored else
-                      "; undo them (git checkout -- FILE, or delete new files)"))
+        bad.append(
+            "only train.py may change, but these differ from the incumbent: "
+            + ", ".join(others[:8])
+            + (
+                f" (frozen files restored from git: {', '.join(restored)})"
+                if restored
+                else "; undo them (git checkout -- FILE, or delete new files)"
+            )
+        )
     manifest = load_manifest(cfg)
     drift = problems(cfg, manifest) if manifest else ["data/manifest.json is missing"]
     if drift and manifest:
@@ -262,8 +331,10 @@ def _pre_checks(cfg: Config, repo, run: dict, source: str) -> list[str]:
     bad += [f"train.py {f}" for f in findings(source)]
     bad += declaration_problems(source)
     if manifest and manifest["id"] != run["manifest_id"]:
-        bad.append(f"the prepared data changed since the run started ({run['manifest_id']} → {manifest['id']}): "
-                   "start a new run tag")
+        bad.append(
+            f"the prepared data changed since the run started ({run['manifest_id']} → {manifest['id']}): "
+            "start a new run tag"
+        )
     return bad
 
 
@@ -277,8 +348,16 @@ def _restore_frozen(cfg: Config, repo, run: dict, paths: list[str]) -> list[str]
 
 
 def _record_invalid(cfg: Config, repo, run: dict, base: dict, bad: list[str], t0: float) -> int:
-    rec = {**base, "commit": "", "status": INVALID, "reason": bad[0], "problems": bad,
-           "wall_s": time.monotonic() - t0, "eval_s": 0.0, "tail": bad[1:15]}
+    rec = {
+        **base,
+        "commit": "",
+        "status": INVALID,
+        "reason": bad[0],
+        "problems": bad,
+        "wall_s": time.monotonic() - t0,
+        "eval_s": 0.0,
+        "tail": bad[1:15],
+    }
     # journalled like every verdict: when the ledger append fails (a full disk) the next command records it
     pending = {**base, "stage": "decided", "candidate": None, "record": rec}
     runstate.write_json(runstate.pending_path(cfg.root, run["tag"]), pending)
@@ -304,8 +383,13 @@ def _checked_evaluate(cfg: Config, repo, run: dict, pending: dict, train_py: Pat
 def _snapshot(cfg: Config, tag: str) -> dict:
     """Bytes of the private files a hostile train.py could scribble on, to put them back."""
     rdir = runstate.run_dir(cfg.root, tag)
-    files = [cfg.root / ledger.FILENAME, rdir / "run.json", rdir / "holdout.jsonl",
-             runstate.state_dir(cfg.root) / "active.json", runstate.pending_path(cfg.root, tag)]
+    files = [
+        cfg.root / ledger.FILENAME,
+        rdir / "run.json",
+        rdir / "holdout.jsonl",
+        runstate.state_dir(cfg.root) / "active.json",
+        runstate.pending_path(cfg.root, tag),
+    ]
     return {p: (p.read_bytes() if p.is_file() else None) for p in files}
 
 
@@ -353,15 +437,23 @@ def _repair_harness(cfg: Config, repo, run: dict) -> None:
     if any(p.startswith("data/") for p in problems(cfg, manifest)):
         new = reprepare(cfg)  # deterministic: the same split and folds, byte for byte
         if new["files"] != manifest.get("files"):
-            raise UserError("the prepared data could not be restored to its manifest; run `uv run prepare.py --force` "
-                            "and start a new run tag")
+            raise UserError(
+                "the prepared data could not be restored to its manifest; run `uv run prepare.py --force` "
+                "and start a new run tag"
+            )
 
 
 def _judge(cfg: Config, repo, run: dict, pending: dict, result, damage: list[str], t0: float) -> dict:
     inc = run["incumbent"]
     rec = {k: pending[k] for k in ("iter", "tag", "incumbent", "category", "hypothesis", "lines")}
-    rec.update(commit=pending["candidate"], eval_s=result.wall_s, scores=fold_scores(result),
-               reason=result.reason, tail=[], note=_sweep_note(cfg, run["tag"]))
+    rec.update(
+        commit=pending["candidate"],
+        eval_s=result.wall_s,
+        scores=fold_scores(result),
+        reason=result.reason,
+        tail=[],
+        note=_sweep_note(cfg, run["tag"]),
+    )
     done = result.last("done")
     if done:
         rec.update(mean=done["mean"], se=done["se"], fit_s=done.get("fit_s"))
@@ -373,12 +465,23 @@ def _judge(cfg: Config, repo, run: dict, pending: dict, result, damage: list[str
             rec["reason"] = _timeout_reason(result, cfg, load_manifest(cfg)["n_folds"])
     else:
         manifest = load_manifest(cfg)
-        common = dict(higher_is_better=manifest["higher_is_better"], ratio=manifest["fold_ratio"], alpha=cfg.alpha,
-                      min_delta=cfg.min_delta, fewer_lines=pending["lines"] < inc["lines"])
-        v = keep_rule.decide(done["scores"], inc["scores"], rule=cfg.keep_rule,
-                             second_look=manifest.get("n_confirm_folds", 0) > 0, **common)
-        rec.update(status=v.status, delta=v.delta, p_value=v.p_value, p_worse=v.p_worse, reason=v.reason,
-                   se_delta=v.se_delta)
+        common = dict(
+            higher_is_better=manifest["higher_is_better"],
+            ratio=manifest["fold_ratio"],
+            alpha=cfg.alpha,
+            min_delta=cfg.min_delta,
+            fewer_lines=pending["lines"] < inc["lines"],
+        )
+        v = keep_rule.decide(
+            done["scores"],
+            inc["scores"],
+            rule=cfg.keep_rule,
+            second_look=manifest.get("n_confirm_folds", 0) > 0,
+            **common,
+        )
+        rec.update(
+            status=v.status, delta=v.delta, p_value=v.p_value, p_worse=v.p_worse, reason=v.reason, se_delta=v.se_delta
+        )
         if v.look_again:
             rec.update(_second_look(cfg, repo, run, pending, v, common))
     rec["wall_s"] = time.monotonic() - t0
@@ -403,11 +506,19 @@ def _second_look(cfg: Config, repo, run: dict, pending: dict, first: keep_rule.V
         return {"reason": f"borderline; the second look {result.status}: {result.reason or 'no scores'}"}
     v = keep_rule.confirm(first, done["scores"], inc_scores, first_n=len(run["incumbent"]["scores"]), **common)
     d2 = keep_rule.improvements(done["scores"], inc_scores, common["higher_is_better"])
-    return {"status": v.status, "p_value": v.p_value, "p_worse": v.p_worse, "reason": v.reason, "looks": v.looks,
-            "p_first": first.p_value,
-            "confirm_scores": done["scores"], "confirm_delta": sum(d2) / len(d2), "pooled_delta": v.delta,
-            "confirm_se": keep_rule.corrected_se(d2, common["ratio"]),
-            "confirm_eval_s": result.wall_s + inc_eval_s}  # both children: the step's time beyond the first look
+    return {
+        "status": v.status,
+        "p_value": v.p_value,
+        "p_worse": v.p_worse,
+        "reason": v.reason,
+        "looks": v.looks,
+        "p_first": first.p_value,
+        "confirm_scores": done["scores"],
+        "confirm_delta": sum(d2) / len(d2),
+        "pooled_delta": v.delta,
+        "confirm_se": keep_rule.corrected_se(d2, common["ratio"]),
+        "confirm_eval_s": result.wall_s + inc_eval_s,
+    }  # both children: the step's time beyond the first look
 
 
 def _incumbent_confirm_scores(cfg: Config, repo, run: dict, pending: dict) -> tuple[list[float] | None, str, float]:
@@ -435,8 +546,10 @@ def _incumbent_confirm_scores(cfg: Config, repo, run: dict, pending: dict) -> tu
 def feature_line(manifest: dict, limit: int = 700) -> str:
     """Column names and kinds: train.py cannot read the data, so this is how the agent learns the schema."""
     kind = {"category": "cat"}
-    cols = [f"{c} ({kind.get(t, 'num' if t.startswith(('int', 'float', 'Int', 'Float')) else t)})"
-            for c, t in manifest["columns"].items()]
+    cols = [
+        f"{c} ({kind.get(t, 'num' if t.startswith(('int', 'float', 'Int', 'Float')) else t)})"
+        for c, t in manifest["columns"].items()
+    ]
     text = ", ".join(cols)
     return text if len(text) <= limit else text[: limit - 5] + ", ..."
 
@@ -447,8 +560,10 @@ def _timeout_reason(result, cfg: Config, n_folds: int) -> str:
     if not folds:
         return f"over the {cfg.budget_s:g} s budget before the first of {n_folds} folds finished"
     per = sum(e.get("fit_s", 0) for e in folds) / len(folds)
-    return (f"over the {cfg.budget_s:g} s budget after {len(folds)}/{n_folds} folds (~{per:.0f} s fit per fold; "
-            f"all folds need ~{per * n_folds:.0f} s)")
+    return (
+        f"over the {cfg.budget_s:g} s budget after {len(folds)}/{n_folds} folds (~{per:.0f} s fit per fold; "
+        f"all folds need ~{per * n_folds:.0f} s)"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -466,8 +581,15 @@ def _finish(cfg: Config, repo, pending: dict) -> None:
         if gitops.current_branch(repo) == branch:
             gitops.sync_index(repo)
         if run["incumbent"]["commit"] != cand:
-            run["incumbent"] = {"iter": rec["iter"], "commit": cand, "scores": rec["scores"], "mean": rec["mean"],
-                                "se": rec["se"], "lines": rec["lines"], "confirm_scores": rec.get("confirm_scores")}
+            run["incumbent"] = {
+                "iter": rec["iter"],
+                "commit": cand,
+                "scores": rec["scores"],
+                "mean": rec["mean"],
+                "se": rec["se"],
+                "lines": rec["lines"],
+                "confirm_scores": rec.get("confirm_scores"),
+            }
     elif cand:  # an invalid step refused before the commit has nothing to set aside or revert
         gitops.move_ref(repo, f"refs/autoresearch/{tag}/discarded/{rec['iter']}", cand)
         if gitops.blob_of_worktree(repo) == gitops.blob_at(repo, cand):
@@ -501,19 +623,38 @@ def _sweep_note(cfg: Config, tag: str) -> str:
     text = (cfg.root / gitops.TRAIN).read_bytes()
     if info.get("train_sha256") != hashlib.sha256(text).hexdigest():
         return ""
-    return (f"sweep: {info.get('trials', '?')} trials ({info.get('pruned', '?')} pruned), "
-            f"search best {info.get('best_value', float('nan')):.4g}")
+    return (
+        f"sweep: {info.get('trials', '?')} trials ({info.get('pruned', '?')} pruned), "
+        f"search best {info.get('best_value', float('nan')):.4g}"
+    )
 
 
 def _row(rec: dict) -> dict:
     reason = "" if rec["status"] in (KEEP, BASELINE) else rec.get("reason") or ""
-    looked = (f"second look: Δ {rec['confirm_delta']:+.4g} on {len(rec['confirm_scores'])} fresh folds, p of both "
-              f"looks {rec['p_value']:.3g} (first {rec['p_first']:.3g})") if rec.get("looks") == 2 else ""
+    looked = (
+        (
+            f"second look: Δ {rec['confirm_delta']:+.4g} on {len(rec['confirm_scores'])} fresh folds, p of both "
+            f"looks {rec['p_value']:.3g} (first {rec['p_first']:.3g})"
+        )
+        if rec.get("looks") == 2
+        else ""
+    )
     note = "; ".join(x for x in (rec.get("note"), looked, reason.removeprefix("second look: ")) if x)
-    return {"iter": rec["iter"], "tag": rec["tag"], "commit": (rec.get("commit") or "")[:12], "status": rec["status"],
-            "metric": rec.get("mean"), "delta": rec.get("delta"), "p_value": rec.get("p_value"), "se": rec.get("se"),
-            "wall_s": rec.get("wall_s"), "eval_s": rec.get("eval_s"), "category": rec.get("category"),
-            "hypothesis": rec.get("hypothesis"), "note": note}
+    return {
+        "iter": rec["iter"],
+        "tag": rec["tag"],
+        "commit": (rec.get("commit") or "")[:12],
+        "status": rec["status"],
+        "metric": rec.get("mean"),
+        "delta": rec.get("delta"),
+        "p_value": rec.get("p_value"),
+        "se": rec.get("se"),
+        "wall_s": rec.get("wall_s"),
+        "eval_s": rec.get("eval_s"),
+        "category": rec.get("category"),
+        "hypothesis": rec.get("hypothesis"),
+        "note": note,
+    }
 
 
 def _score_holdout(cfg: Config, tag: str, it: int, commit: str, train_py: Path) -> None:
@@ -523,8 +664,14 @@ def _score_holdout(cfg: Config, tag: str, it: int, commit: str, train_py: Path) 
         return
     result = evaluate(cfg, train_py, "holdout", runstate.run_dir(cfg.root, tag) / "logs" / f"{it}.holdout.log")
     done = result.last("done") or {}
-    entry = {"iter": it, "commit": commit, "holdout": done.get("holdout"), "status": result.status,
-             "reason": result.reason, "time": time.time()}
+    entry = {
+        "iter": it,
+        "commit": commit,
+        "holdout": done.get("holdout"),
+        "status": result.status,
+        "reason": result.reason,
+        "time": time.time(),
+    }
     with open(path, "a") as f:
         f.write(json.dumps(entry) + "\n")
 
@@ -606,14 +753,22 @@ def recover(cfg: Config, repo, run: dict) -> list[str]:
         where = " (its second look)" if pending.get("stage") == "confirming" else ""
         pending["stage"] = "decided"
         pending["record"] = {k: pending[k] for k in ("iter", "tag", "incumbent", "category", "hypothesis", "lines")}
-        pending["record"].update(commit=pending["candidate"], status=CRASH, eval_s=0.0, scores=[], tail=[],
-                                 wall_s=time.time() - pending.get("started", time.time()),
-                                 reason=f"interrupted: the step was killed during evaluation{where}")
+        pending["record"].update(
+            commit=pending["candidate"],
+            status=CRASH,
+            eval_s=0.0,
+            scores=[],
+            tail=[],
+            wall_s=time.time() - pending.get("started", time.time()),
+            reason=f"interrupted: the step was killed during evaluation{where}",
+        )
         runstate.write_json(path, pending)
     _finish(cfg, repo, pending)
     rec = pending["record"]
-    notes.append(f"recovered: iter {rec['iter']} was interrupted and is now recorded as "
-                 f"{LABEL[rec['status']]} ({rec.get('reason') or 'decided before the interruption'})")
+    notes.append(
+        f"recovered: iter {rec['iter']} was interrupted and is now recorded as "
+        f"{LABEL[rec['status']]} ({rec.get('reason') or 'decided before the interruption'})"
+    )
     return notes
 
 
@@ -630,8 +785,9 @@ def run_stop(args) -> int:
     run = runstate.current_run(cfg.root)
     run.update(status="stopped", stopped={"at": time.time(), "reason": args.reason})
     runstate.save_run(cfg.root, run)
-    print(f"run {run['tag']} stopped ({args.reason}); best {run['incumbent']['mean']:.4f} at iter "
-          f"{run['incumbent']['iter']}. `uv run autoresearch start {run['tag']}` resumes it; "
-          "`uv run autoresearch report` writes the morning report.")
+    print(
+        f"run {run['tag']} stopped ({args.reason}); best {run['incumbent']['mean']:.4f} at iter "
+        f"{run['incumbent']['iter']}. `uv run autoresearch start {run['tag']}` resumes it; "
+        "`uv run autoresearch report` writes the morning report."
+    )
     return 0
-

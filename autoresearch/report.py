@@ -29,12 +29,19 @@ REPORTS = "reports"
 
 
 def add_arguments_report(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tag", action="append", metavar="TAG",
-                   help="the run to report (default: the active run); repeat to compare runs in one report "
-                        "(written to reports/<a>+<b>/)")
-    p.add_argument("--show-holdout", action="store_true",
-                   help="print holdout scores on stdout even when it is not a terminal (they are always in "
-                        "report.md; without a terminal they are left out so the agent never sees them)")
+    p.add_argument(
+        "--tag",
+        action="append",
+        metavar="TAG",
+        help="the run to report (default: the active run); repeat to compare runs in one report "
+        "(written to reports/<a>+<b>/)",
+    )
+    p.add_argument(
+        "--show-holdout",
+        action="store_true",
+        help="print holdout scores on stdout even when it is not a terminal (they are always in "
+        "report.md; without a terminal they are left out so the agent never sees them)",
+    )
 
 
 def run_report(args) -> int:
@@ -54,8 +61,10 @@ def run_report(args) -> int:
 def _active_or_fail(cfg: Config) -> str:
     tag = runstate.active_tag(cfg.root)
     if tag is None:
-        raise UserError("no run has been started here: start one with `uv run autoresearch start <tag>`, "
-                        "or name an old run with --tag")
+        raise UserError(
+            "no run has been started here: start one with `uv run autoresearch start <tag>`, "
+            "or name an old run with --tag"
+        )
     return tag
 
 
@@ -93,13 +102,17 @@ def load_view(cfg: Config, tag: str) -> View:
         raise UserError(f"no run named {tag!r} in .autoresearch/runs/; {hint}")
     manifest = load_manifest(cfg)
     if manifest is None:
-        raise UserError("data/manifest.json is missing, so the metric and its direction are unknown: "
-                        "run `uv run prepare.py` (it rebuilds the same split from the same config)")
+        raise UserError(
+            "data/manifest.json is missing, so the metric and its direction are unknown: "
+            "run `uv run prepare.py` (it rebuilds the same split from the same config)"
+        )
     notes = []
     if manifest.get("id") != run.get("manifest_id"):
-        notes.append(f"the prepared data changed since this run (run {run.get('manifest_id')}, "
-                     f"now {manifest.get('id')}): metric, direction and fold ratio are read from the current "
-                     "data/manifest.json")
+        notes.append(
+            f"the prepared data changed since this run (run {run.get('manifest_id')}, "
+            f"now {manifest.get('id')}): metric, direction and fold ratio are read from the current "
+            "data/manifest.json"
+        )
     rows = sorted((r for r in ledger.read(cfg.root, tag) if r["iter"].isdigit()), key=lambda r: int(r["iter"]))
     pending = runstate.read_json(runstate.pending_path(cfg.root, tag))
     # checked right before the open: a step writes pending.json well before its read watch goes up
@@ -177,10 +190,25 @@ def summarize(v: View) -> Summary:
     gap = v.sign * (best_val - base_val) - v.sign * (best_hold - base_hold)
     wall = [ledger.number(r, "wall_s") for r in v.rows]
     return Summary(
-        base_row, best_row, base_val, ledger.number(base_row, "se"), best_val, ledger.number(best_row, "se"),
-        base_hold, best_hold, floor, gap, kept, [r for r in steps if r["status"] in FAILED], steps,
-        categories(steps), _elapsed_hours(v), _nansum(wall), _nansum(ledger.number(r, "eval_s") for r in v.rows),
-        _nansum(ledger.number(r, "wall_s") for r in steps if r["status"] in FAILED))
+        base_row,
+        best_row,
+        base_val,
+        ledger.number(base_row, "se"),
+        best_val,
+        ledger.number(best_row, "se"),
+        base_hold,
+        best_hold,
+        floor,
+        gap,
+        kept,
+        [r for r in steps if r["status"] in FAILED],
+        steps,
+        categories(steps),
+        _elapsed_hours(v),
+        _nansum(wall),
+        _nansum(ledger.number(r, "eval_s") for r in v.rows),
+        _nansum(ledger.number(r, "wall_s") for r in steps if r["status"] in FAILED),
+    )
 
 
 def hold_value(v: View, row: dict) -> float:
@@ -245,9 +273,15 @@ def _cell(text: str) -> str:
 
 def markdown(views: list[View], sums: list[Summary]) -> str:
     title = " vs ".join(v.tag for v in views)
-    lines = [f"# autoresearch report: {title}", "",
-             f"Written {time.strftime('%Y-%m-%d %H:%M')}. For the human: this file holds the holdout scores, "
-             "which the agent never sees.", "", "![progress](progress.png)", ""]
+    lines = [
+        f"# autoresearch report: {title}",
+        "",
+        f"Written {time.strftime('%Y-%m-%d %H:%M')}. For the human: this file holds the holdout scores, "
+        "which the agent never sees.",
+        "",
+        "![progress](progress.png)",
+        "",
+    ]
     if len(views) > 1:
         lines += _comparison(views, sums)
     for v, s in zip(views, sums, strict=True):
@@ -257,15 +291,25 @@ def markdown(views: list[View], sums: list[Summary]) -> str:
 
 def _comparison(views: list[View], sums: list[Summary]) -> list[str]:
     ids = {v.manifest.get("id") for v in views} | {v.run.get("manifest_id") for v in views}
-    out = ["## Comparison", "", "| run | iterations | kept | failed | it/h | baseline val | best val | "
-           "baseline holdout | best holdout | gap |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    out = [
+        "## Comparison",
+        "",
+        "| run | iterations | kept | failed | it/h | baseline val | best val | baseline holdout | best holdout | gap |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for v, s in zip(views, sums, strict=True):
-        out.append(f"| {v.tag} | {len(s.steps)} | {len(s.kept)} | {len(s.failed)} | {_rate(s):.1f} | "
-                   f"{fmt(s.base_val)} | {fmt(s.best_val)} | {fmt(s.base_hold)} | {fmt(s.best_hold)} | "
-                   f"{fmt(s.gap, sign=True)}{' ⚠' if s.gap_warning else ''} |")
+        out.append(
+            f"| {v.tag} | {len(s.steps)} | {len(s.kept)} | {len(s.failed)} | {_rate(s):.1f} | "
+            f"{fmt(s.base_val)} | {fmt(s.best_val)} | {fmt(s.base_hold)} | {fmt(s.best_hold)} | "
+            f"{fmt(s.gap, sign=True)}{' ⚠' if s.gap_warning else ''} |"
+        )
     if len(ids) > 1:
-        out += ["", "Note: these runs were scored on different prepared data (manifest ids "
-                + ", ".join(sorted(str(i) for i in ids)) + "); compare them with care."]
+        out += [
+            "",
+            "Note: these runs were scored on different prepared data (manifest ids "
+            + ", ".join(sorted(str(i) for i in ids))
+            + "); compare them with care.",
+        ]
     return out + [""]
 
 
@@ -279,25 +323,36 @@ def _section(v: View, s: Summary, level: int) -> list[str]:
     metric = f"{m['metric']} ({'higher' if m['higher_is_better'] else 'lower'} is better)"
     state = v.run.get("status", "?") + (f" ({v.run['stopped'].get('reason')})" if v.run.get("stopped") else "")
     started = time.strftime("%Y-%m-%d %H:%M", time.localtime(v.run.get("started_at", 0)))
-    out = [f"{h[:-1]} Run {v.tag}" if level > 2 else "", "",
-           f"Branch `{v.run.get('branch')}`, {state}, started {started}; {len(s.steps)} iterations in "
-           f"{s.hours:.2f} h. Metric: {metric}, {m['n_folds']} fold scores over {m['n_train']} train rows; "
-           f"holdout {m['n_holdout']} rows."]
+    out = [
+        f"{h[:-1]} Run {v.tag}" if level > 2 else "",
+        "",
+        f"Branch `{v.run.get('branch')}`, {state}, started {started}; {len(s.steps)} iterations in "
+        f"{s.hours:.2f} h. Metric: {metric}, {m['n_folds']} fold scores over {m['n_train']} train rows; "
+        f"holdout {m['n_holdout']} rows.",
+    ]
     if v.pending:
-        out.append(f"\n**Live:** iteration {v.pending.get('iter')} is being evaluated right now "
-                   f"({_cell(v.pending.get('hypothesis', ''))}); this report stops before it.")
+        out.append(
+            f"\n**Live:** iteration {v.pending.get('iter')} is being evaluated right now "
+            f"({_cell(v.pending.get('hypothesis', ''))}); this report stops before it."
+        )
     out += [f"\nNote: {n}" for n in v.notes]
     if v.holdout_skipped:
-        out.append("\n**Holdout not read:** a step was evaluating when this report was written, and opening the "
-                   "holdout scores during an evaluation makes that step INVALID (the harness watches them). "
-                   "Run `uv run autoresearch report` again when the step has ended (a step killed mid-evaluation "
-                   "is recorded by `uv run autoresearch status`).")
+        out.append(
+            "\n**Holdout not read:** a step was evaluating when this report was written, and opening the "
+            "holdout scores during an evaluation makes that step INVALID (the harness watches them). "
+            "Run `uv run autoresearch report` again when the step has ended (a step killed mid-evaluation "
+            "is recorded by `uv run autoresearch status`)."
+        )
     out += ["", f"{h} Result", "", "| | iter | commit | validation (mean ± se) | holdout |", "|---|---:|---|---|---:|"]
-    for name, row, val, se, hold in (("baseline", s.base_row, s.base_val, s.base_se, s.base_hold),
-                                     ("best", s.best_row, s.best_val, s.best_se, s.best_hold)):
+    for name, row, val, se, hold in (
+        ("baseline", s.base_row, s.base_val, s.base_se, s.base_hold),
+        ("best", s.best_row, s.best_val, s.best_se, s.best_hold),
+    ):
         out.append(f"| {name} | {row['iter']} | `{row['commit'][:8]}` | {fmt(val)} ± {fmt(se)} | {fmt(hold)} |")
-    out.append(f"| gain | | | {fmt(v.sign * (s.best_val - s.base_val), sign=True)} | "
-               f"{fmt(v.sign * (s.best_hold - s.base_hold), sign=True)} |")
+    out.append(
+        f"| gain | | | {fmt(v.sign * (s.best_val - s.base_val), sign=True)} | "
+        f"{fmt(v.sign * (s.best_hold - s.base_hold), sign=True)} |"
+    )
     out += ["", *_noise_and_gap(v, s)]
     out += ["", f"{h} Kept changes", ""] + _kept_table(v, s)
     out += ["", f"{h} Attribution by category", ""] + _category_table(s)
@@ -309,35 +364,45 @@ def _section(v: View, s: Summary, level: int) -> list[str]:
 
 def _noise_and_gap(v: View, s: Summary) -> list[str]:
     limit = GAP_FACTOR * s.floor
-    out = [f"**Noise floor: {fmt(s.floor)}**: `keep_rule.noise_floor` of the baseline's "
-           f"{len(v.run['baseline']['scores'])} fold scores with fold ratio {v.manifest['fold_ratio']:.3g} "
-           "(n_test/n_train): the corrected standard error of a CV mean. Gains below it are "
-           "indistinguishable from fold noise.", "",
-           "**Validation–holdout gap** = (best_val − baseline_val) − (best_holdout − baseline_holdout), each "
-           "difference taken in the improvement direction, so a positive gap means validation gained more "
-           f"than the holdout. It warns when the gap exceeds {GAP_FACTOR:g} × noise floor = {fmt(limit)}."]
+    out = [
+        f"**Noise floor: {fmt(s.floor)}**: `keep_rule.noise_floor` of the baseline's "
+        f"{len(v.run['baseline']['scores'])} fold scores with fold ratio {v.manifest['fold_ratio']:.3g} "
+        "(n_test/n_train): the corrected standard error of a CV mean. Gains below it are "
+        "indistinguishable from fold noise.",
+        "",
+        "**Validation–holdout gap** = (best_val − baseline_val) − (best_holdout − baseline_holdout), each "
+        "difference taken in the improvement direction, so a positive gap means validation gained more "
+        f"than the holdout. It warns when the gap exceeds {GAP_FACTOR:g} × noise floor = {fmt(limit)}.",
+    ]
     if math.isnan(s.gap):
         out.append("\nGap: unknown (a holdout score is missing: see holdout.jsonl).")
     elif s.gap_warning:
-        out.append(f"\n> **⚠ Warning: the gap is {fmt(s.gap, sign=True)} > {fmt(limit)}.** The kept changes "
-                   "improved the folds more than they improved unseen rows: the run may be fitting the folds. "
-                   "Look at the holdout column of the kept changes below to see where the gap opened.")
+        out.append(
+            f"\n> **⚠ Warning: the gap is {fmt(s.gap, sign=True)} > {fmt(limit)}.** The kept changes "
+            "improved the folds more than they improved unseen rows: the run may be fitting the folds. "
+            "Look at the holdout column of the kept changes below to see where the gap opened."
+        )
     else:
-        out.append(f"\nGap: {fmt(s.gap, sign=True)} ≤ {fmt(limit)}: the validation gains hold on the holdout "
-                   "within the noise.")
+        out.append(
+            f"\nGap: {fmt(s.gap, sign=True)} ≤ {fmt(limit)}: the validation gains hold on the holdout within the noise."
+        )
     return out
 
 
 def _kept_table(v: View, s: Summary) -> list[str]:
     if not s.kept:
         return ["Nothing was kept: the baseline is still the incumbent."]
-    out = ["| # | iter | commit | validation | Δ | p | holdout | category | hypothesis |",
-           "|---:|---:|---|---:|---:|---:|---:|---|---|"]
+    out = [
+        "| # | iter | commit | validation | Δ | p | holdout | category | hypothesis |",
+        "|---:|---:|---|---:|---:|---:|---:|---|---|",
+    ]
     for i, r in enumerate(s.kept, 1):
         what = ("(sweep) " if is_sweep(r) else "") + ("(simplify) " if r["status"] == keep_rule.SIMPLIFY else "")
-        out.append(f"| {i} | {r['iter']} | `{r['commit'][:8]}` | {fmt(ledger.number(r, 'metric'))} | "
-                   f"{fmt(ledger.number(r, 'delta'), sign=True)} | {fmt_p(r)} | {fmt(hold_value(v, r))} | "
-                   f"{_cell(r['category'])} | {what}{_cell(r['hypothesis'])} |")
+        out.append(
+            f"| {i} | {r['iter']} | `{r['commit'][:8]}` | {fmt(ledger.number(r, 'metric'))} | "
+            f"{fmt(ledger.number(r, 'delta'), sign=True)} | {fmt_p(r)} | {fmt(hold_value(v, r))} | "
+            f"{_cell(r['category'])} | {what}{_cell(r['hypothesis'])} |"
+        )
     return out
 
 
@@ -355,28 +420,35 @@ def _failure_table(s: Summary) -> list[str]:
         return ["None."]
     out = ["| iter | status | category | hypothesis | reason |", "|---:|---|---|---|---|"]
     for r in s.failed:
-        out.append(f"| {r['iter']} | {r['status']} | {_cell(r['category'])} | {_cell(r['hypothesis'])} | "
-                   f"{_cell(reason(r))} |")
+        out.append(
+            f"| {r['iter']} | {r['status']} | {_cell(r['category'])} | {_cell(r['hypothesis'])} | {_cell(reason(r))} |"
+        )
     return out
 
 
 def _time_lines(s: Summary) -> list[str]:
     n = len(s.steps)
-    return [f"- {n} iterations in {s.hours:.2f} h of wall clock: **{_rate(s):.1f} iterations per hour**",
-            f"- time inside steps (sum of wall_s): {s.busy_s / 60:.1f} min, of which evaluation (eval_s) "
-            f"{s.eval_s / 60:.1f} min",
-            f"- time lost to crashes, timeouts and invalid steps: {s.failed_s / 60:.1f} min over {len(s.failed)} steps",
-            f"- mean step: {s.busy_s / max(len(s.steps) + 1, 1):.1f} s (baseline included)"]
+    return [
+        f"- {n} iterations in {s.hours:.2f} h of wall clock: **{_rate(s):.1f} iterations per hour**",
+        f"- time inside steps (sum of wall_s): {s.busy_s / 60:.1f} min, of which evaluation (eval_s) "
+        f"{s.eval_s / 60:.1f} min",
+        f"- time lost to crashes, timeouts and invalid steps: {s.failed_s / 60:.1f} min over {len(s.failed)} steps",
+        f"- mean step: {s.busy_s / max(len(s.steps) + 1, 1):.1f} s (baseline included)",
+    ]
 
 
 def _all_table(v: View) -> list[str]:
-    out = ["| iter | status | validation | Δ | p | wall s | category | hypothesis | note |",
-           "|---:|---|---:|---:|---:|---:|---|---|---|"]
+    out = [
+        "| iter | status | validation | Δ | p | wall s | category | hypothesis | note |",
+        "|---:|---|---:|---:|---:|---:|---|---|---|",
+    ]
     for r in v.rows:
         status = r["status"] + (" (sweep)" if is_sweep(r) else "")
-        out.append(f"| {r['iter']} | {status} | {fmt(ledger.number(r, 'metric'))} | "
-                   f"{fmt(ledger.number(r, 'delta'), sign=True)} | {fmt_p(r)} | {fmt(ledger.number(r, 'wall_s'), 1)} | "
-                   f"{_cell(r['category'])} | {_cell(r['hypothesis'])} | {_cell(r['note'])} |")
+        out.append(
+            f"| {r['iter']} | {status} | {fmt(ledger.number(r, 'metric'))} | "
+            f"{fmt(ledger.number(r, 'delta'), sign=True)} | {fmt_p(r)} | {fmt(ledger.number(r, 'wall_s'), 1)} | "
+            f"{_cell(r['category'])} | {_cell(r['hypothesis'])} | {_cell(r['note'])} |"
+        )
     return out
 
 
@@ -389,20 +461,27 @@ def console(views: list[View], sums: list[Summary], out: Path, show_holdout: boo
     for v, s in zip(views, sums, strict=True):
         m = v.manifest
         state = v.run.get("status", "?") + (", a step is running" if v.pending else "")
-        lines.append(f"run {v.tag} ({state}): {len(s.steps)} iterations in {s.hours:.2f} h "
-                     f"({_rate(s):.1f}/h), {len(s.kept)} kept, {len(s.failed)} failed")
-        lines.append(f"  {m['metric']} ({'higher' if m['higher_is_better'] else 'lower'} is better), validation: "
-                     f"baseline {fmt(s.base_val)} ± {fmt(s.base_se)} → best {fmt(s.best_val)} ± {fmt(s.best_se)} "
-                     f"(iter {s.best_row['iter']}, {fmt(v.sign * (s.best_val - s.base_val), sign=True)}), "
-                     f"noise floor {fmt(s.floor)}")
+        lines.append(
+            f"run {v.tag} ({state}): {len(s.steps)} iterations in {s.hours:.2f} h "
+            f"({_rate(s):.1f}/h), {len(s.kept)} kept, {len(s.failed)} failed"
+        )
+        lines.append(
+            f"  {m['metric']} ({'higher' if m['higher_is_better'] else 'lower'} is better), validation: "
+            f"baseline {fmt(s.base_val)} ± {fmt(s.base_se)} → best {fmt(s.best_val)} ± {fmt(s.best_se)} "
+            f"(iter {s.best_row['iter']}, {fmt(v.sign * (s.best_val - s.base_val), sign=True)}), "
+            f"noise floor {fmt(s.floor)}"
+        )
         if show_holdout and v.holdout_skipped:
-            lines.append("  holdout: not read, a step is evaluating (reading it would void that step); "
-                         "report again later")
+            lines.append(
+                "  holdout: not read, a step is evaluating (reading it would void that step); report again later"
+            )
         elif show_holdout:
-            lines.append(f"  holdout: baseline {fmt(s.base_hold)} → best {fmt(s.best_hold)} "
-                         f"({fmt(v.sign * (s.best_hold - s.base_hold), sign=True)}); validation–holdout gap "
-                         f"{fmt(s.gap, sign=True)} (warns above {fmt(GAP_FACTOR * s.floor)})"
-                         + ("  WARNING: the folds may be overfitted" if s.gap_warning else ""))
+            lines.append(
+                f"  holdout: baseline {fmt(s.base_hold)} → best {fmt(s.best_hold)} "
+                f"({fmt(v.sign * (s.best_hold - s.base_hold), sign=True)}); validation–holdout gap "
+                f"{fmt(s.gap, sign=True)} (warns above {fmt(GAP_FACTOR * s.floor)})"
+                + ("  WARNING: the folds may be overfitted" if s.gap_warning else "")
+            )
     if not show_holdout:
         lines.append(f"holdout scores are in {out / 'report.md'}, for the human")
     return "\n".join(lines)
@@ -411,9 +490,16 @@ def console(views: list[View], sums: list[Summary], out: Path, show_holdout: boo
 # ---------------------------------------------------------------------------
 # progress.png (matplotlib is imported only here: the rest of the report stays cheap)
 
-COLORS = {keep_rule.BASELINE: "#222222", keep_rule.KEEP: "#2ca02c", keep_rule.SIMPLIFY: "#17becf",
-          keep_rule.NOOP: "#a0a0a0", keep_rule.DISCARD: "#ff7f0e", keep_rule.CRASH: "#d62728",
-          keep_rule.TIMEOUT: "#9467bd", keep_rule.INVALID: "#8c564b"}
+COLORS = {
+    keep_rule.BASELINE: "#222222",
+    keep_rule.KEEP: "#2ca02c",
+    keep_rule.SIMPLIFY: "#17becf",
+    keep_rule.NOOP: "#a0a0a0",
+    keep_rule.DISCARD: "#ff7f0e",
+    keep_rule.CRASH: "#d62728",
+    keep_rule.TIMEOUT: "#9467bd",
+    keep_rule.INVALID: "#8c564b",
+}
 WIDTH_IN, DPI = 14.0, 110
 LEFT_IN, RIGHT_IN = 0.95, 3.2  # the status legend lives in the right margin, clear of the data
 AX_H_IN, TITLE_IN, XLABEL_IN, BOX_ROW_IN = 5.0, 0.55, 0.6, 0.24
@@ -479,12 +565,23 @@ def _panel(fig, ax_rect, box_rect, v: View, s: Summary) -> None:
     handles.append(Line2D([], [], color="#1a7f1a", lw=2.2, label="incumbent (running best), validation"))
     ax.step(kx + [last], hy + hy[-1:], where="post", color="#3b5bdb", lw=1.6, ls="--", zorder=3)
     ax.scatter(kx, hy, marker="s", s=34, facecolor="white", edgecolor="#3b5bdb", lw=1.4, zorder=4)
-    handles.append(Line2D([], [], color="#3b5bdb", lw=1.6, ls="--", marker="s", mfc="white",
-                          label="holdout score of each kept commit"))
+    handles.append(
+        Line2D(
+            [], [], color="#3b5bdb", lw=1.6, ls="--", marker="s", mfc="white", label="holdout score of each kept commit"
+        )
+    )
 
     ax.fill_between([0, 1], 0, FAIL_AT * 2, color="#d62728", alpha=0.06, lw=0, transform=ax.transAxes)
-    ax.text(0.005, FAIL_AT * 2 - 0.01, "failed: no score", transform=ax.transAxes, fontsize=7.5, color="#a33",
-            va="top", ha="left")
+    ax.text(
+        0.005,
+        FAIL_AT * 2 - 0.01,
+        "failed: no score",
+        transform=ax.transAxes,
+        fontsize=7.5,
+        color="#a33",
+        va="top",
+        ha="left",
+    )
     handles += _points(ax, v, blend, to_val, clip_g)
     _kept_labels(fig, ax, v, s, blend)
 
@@ -494,11 +591,17 @@ def _panel(fig, ax_rect, box_rect, v: View, s: Summary) -> None:
     ax.grid(True, color="#e6e6e6", lw=0.8, zorder=0)
     ax.set_axisbelow(True)
     live = ", a step is running" if v.pending else ""
-    ax.set_title(f"{v.tag}: {m['metric']} on validation, baseline {fmt(s.base_val)} → best {fmt(s.best_val)} "
-                 f"(iter {s.best_row['iter']}) · {len(s.steps)} iterations, {len(s.kept)} kept, "
-                 f"{len(s.failed)} failed{live}", loc="left", fontsize=11.5, pad=10)
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=True,
-              borderaxespad=0.0)
+    ax.set_title(
+        f"{v.tag}: {m['metric']} on validation, baseline {fmt(s.base_val)} → best {fmt(s.best_val)} "
+        f"(iter {s.best_row['iter']}) · {len(s.steps)} iterations, {len(s.kept)} kept, "
+        f"{len(s.failed)} failed{live}",
+        loc="left",
+        fontsize=11.5,
+        pad=10,
+    )
+    ax.legend(
+        handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=True, borderaxespad=0.0
+    )
     if box_rect is not None:
         _kept_box(fig, box_rect, v, s)
 
@@ -506,8 +609,9 @@ def _panel(fig, ax_rect, box_rect, v: View, s: Summary) -> None:
 def _y_scale(ax, v: View, s: Summary):
     """Set the y range so the interesting band fills the middle; returns value<-goodness and the clip goodness."""
     g = lambda x: v.sign * x  # noqa: E731  goodness: larger is better for every metric
-    anchor = [s.base_val, s.base_hold] + [ledger.number(r, "metric") for r in s.kept] + \
-             [hold_value(v, r) for r in s.kept]
+    anchor = (
+        [s.base_val, s.base_hold] + [ledger.number(r, "metric") for r in s.kept] + [hold_value(v, r) for r in s.kept]
+    )
     anchor = [g(x) for x in anchor if not math.isnan(x)]
     lo = min(anchor)
     scored = [g(ledger.number(r, "metric")) for r in v.rows if r["status"] not in FAILED]
@@ -541,17 +645,38 @@ def _points(ax, v: View, blend, to_val, clip_g) -> list:
         ys.append(y)
     for (status, sweep, kind), (xs, ys) in groups.items():
         marker = "D" if sweep and kind == "o" else kind
-        ax.scatter(xs, ys, transform=blend if kind == "X" else ax.transData, marker=marker, s=70 if kind == "X" else 48,
-                   color=COLORS.get(status, "#000000"), edgecolor="black" if sweep else "white", lw=0.9, zorder=5,
-                   clip_on=False)
-    handles = [Line2D([], [], ls="", marker="X" if st in FAILED else "o", ms=7, color=COLORS[st], mec="white",
-                      label=st if st not in FAILED else f"{st} (no score, bottom strip)")
-               for st in COLORS if any(k[0] == st for k in groups)]
+        ax.scatter(
+            xs,
+            ys,
+            transform=blend if kind == "X" else ax.transData,
+            marker=marker,
+            s=70 if kind == "X" else 48,
+            color=COLORS.get(status, "#000000"),
+            edgecolor="black" if sweep else "white",
+            lw=0.9,
+            zorder=5,
+            clip_on=False,
+        )
+    handles = [
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker="X" if st in FAILED else "o",
+            ms=7,
+            color=COLORS[st],
+            mec="white",
+            label=st if st not in FAILED else f"{st} (no score, bottom strip)",
+        )
+        for st in COLORS
+        if any(k[0] == st for k in groups)
+    ]
     if any(k[1] for k in groups):
         handles.append(Line2D([], [], ls="", marker="D", ms=6, color="#bbbbbb", mec="black", label="from a sweep"))
     if any(k[2] == "v" for k in groups):
-        handles.append(Line2D([], [], ls="", marker="v", ms=7, color="#777777", mec="white",
-                              label="far worse (off the scale)"))
+        handles.append(
+            Line2D([], [], ls="", marker="v", ms=7, color="#777777", mec="white", label="far worse (off the scale)")
+        )
     return handles
 
 
@@ -572,10 +697,21 @@ def _kept_labels(fig, ax, v: View, s: Summary, blend) -> None:
             r = s.kept[i]
             x_label = ax.transData.inverted().transform((p, 0))[0]
             y = ledger.number(r, "metric")
-            ax.annotate(str(i + 1), xy=(xs[i], y), xycoords="data", xytext=(x_label, LABEL_ROWS[row]),
-                        textcoords=blend, ha="center", va="center", fontsize=8.5, fontweight="bold", color="white",
-                        bbox=dict(boxstyle="round,pad=0.28", fc=COLORS[r["status"]], ec="none"),
-                        arrowprops=dict(arrowstyle="-", color="#8a8a8a", lw=0.7, shrinkA=0, shrinkB=4), zorder=6)
+            ax.annotate(
+                str(i + 1),
+                xy=(xs[i], y),
+                xycoords="data",
+                xytext=(x_label, LABEL_ROWS[row]),
+                textcoords=blend,
+                ha="center",
+                va="center",
+                fontsize=8.5,
+                fontweight="bold",
+                color="white",
+                bbox=dict(boxstyle="round,pad=0.28", fc=COLORS[r["status"]], ec="none"),
+                arrowprops=dict(arrowstyle="-", color="#8a8a8a", lw=0.7, shrinkA=0, shrinkB=4),
+                zorder=6,
+            )
 
 
 def spread(xs: list[float], gap: float, lo: float, hi: float) -> list[float]:
@@ -607,8 +743,15 @@ def _kept_box(fig, rect, v: View, s: Summary) -> None:
     rows = _box_rows(len(s.kept))
     cols = 1 if len(s.kept) <= BOX_COLUMNS_AFTER else 2
     chars = 130 if cols == 1 else 68
-    box.text(0, 1, "kept changes (validation Δ over the previous incumbent):", fontsize=9, fontweight="bold",
-             va="top", transform=box.transAxes)
+    box.text(
+        0,
+        1,
+        "kept changes (validation Δ over the previous incumbent):",
+        fontsize=9,
+        fontweight="bold",
+        va="top",
+        transform=box.transAxes,
+    )
     line_h = BOX_ROW_IN / (rect[3] * fig.get_figheight())
     inch = 1 / (rect[2] * fig.get_figwidth())  # one inch in box-axes fractions: offsets independent of columns
     for i, r in enumerate(s.kept):
@@ -616,11 +759,18 @@ def _kept_box(fig, rect, v: View, s: Summary) -> None:
         x0, y = col / cols, 1 - (row + 1.35) * line_h
         what = ("[sweep] " if is_sweep(r) else "") + f"{r['category']}: {r['hypothesis']}"
         text = dict(fontsize=8.5, va="center", transform=box.transAxes)
-        box.text(x0 + 0.12 * inch, y, str(i + 1), fontweight="bold", color="white", ha="center",
-                 bbox=dict(boxstyle="round,pad=0.28", fc=COLORS[r["status"]], ec="none"), **text)
+        box.text(
+            x0 + 0.12 * inch,
+            y,
+            str(i + 1),
+            fontweight="bold",
+            color="white",
+            ha="center",
+            bbox=dict(boxstyle="round,pad=0.28", fc=COLORS[r["status"]], ec="none"),
+            **text,
+        )
         box.text(x0 + 0.32 * inch, y, f"iter {r['iter']}", **text)
-        box.text(x0 + 1.45 * inch, y, fmt(ledger.number(r, "delta"), sign=True), ha="right", family="monospace",
-                 **text)
+        box.text(x0 + 1.45 * inch, y, fmt(ledger.number(r, "delta"), sign=True), ha="right", family="monospace", **text)
         box.text(x0 + 1.65 * inch, y, shorten(what, chars), **text)
 
 
@@ -629,4 +779,4 @@ def shorten(text: str, n: int) -> str:
     if len(text) <= n:
         return text
     cut = text[: n - 1]
-    return (cut.rsplit(" ", 1)[0] if " " in cut[n // 2:] else cut) + "…"
+    return (cut.rsplit(" ", 1)[0] if " " in cut[n // 2 :] else cut) + "…"

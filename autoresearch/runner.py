@@ -47,8 +47,17 @@ class RunResult:
         return next((e for e in reversed(self.events) if e.get("event") == kind), None)
 
 
-def run_child(argv: list[str], *, cwd: Path, budget_s: float, memory_mb: int, log_path: Path | None,
-              env: dict | None = None, on_event=None, token: str | None = None) -> RunResult:
+def run_child(
+    argv: list[str],
+    *,
+    cwd: Path,
+    budget_s: float,
+    memory_mb: int,
+    log_path: Path | None,
+    env: dict | None = None,
+    on_event=None,
+    token: str | None = None,
+) -> RunResult:
     """Run argv; the child writes JSON lines to the fd named in $AUTORESEARCH_RESULT_FD.
 
     on_event(event) may return "stop" to have the child killed early (not a failure). `token` marks
@@ -63,8 +72,14 @@ def run_child(argv: list[str], *, cwd: Path, budget_s: float, memory_mb: int, lo
     child_env.update({TOKEN_VAR: token, RESULT_FD_VAR: str(wfd), "PYTHONUNBUFFERED": "1"})
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        argv, cwd=cwd, env=child_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, pass_fds=(wfd,), start_new_session=True,
+        argv,
+        cwd=cwd,
+        env=child_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        pass_fds=(wfd,),
+        start_new_session=True,
         preexec_fn=lambda: _limit_child(memory_mb),
     )
     os.close(wfd)
@@ -173,7 +188,7 @@ class _CappedLog:
             if self.dropped:
                 omitted = max(0, self.dropped - len(tail))
                 self.f.write(f"\n[... {omitted} bytes omitted: output over the log cap ...]\n".encode())
-                self.f.write(tail[-min(len(tail), self.dropped):])
+                self.f.write(tail[-min(len(tail), self.dropped) :])
             self.f.close()
         return tail.decode("utf-8", errors="replace")
 
@@ -225,7 +240,7 @@ def _processes():
                 raw = f.read().decode(errors="replace")
         except OSError:
             continue
-        fields = raw[raw.rfind(")") + 2:].split()
+        fields = raw[raw.rfind(")") + 2 :].split()
         yield int(name), int(fields[1]), int(fields[3]), fields[0], int(fields[21])
 
 
@@ -248,8 +263,11 @@ def _tree(child_pid: int, token: str, known: frozenset[int] = frozenset()) -> li
     their descendants."""
     me = os.getpid()
     live = [p for p in _processes() if p[3] != "Z" and p[0] != me]
-    found = {pid for pid, ppid, sid, _, _ in live
-             if pid == child_pid or sid == child_pid or (ppid == me and pid not in known) or _has_token(pid, token)}
+    found = {
+        pid
+        for pid, ppid, sid, _, _ in live
+        if pid == child_pid or sid == child_pid or (ppid == me and pid not in known) or _has_token(pid, token)
+    }
     while True:
         more = {pid for pid, ppid, _, _, _ in live if ppid in found and pid not in found}
         if not more:

@@ -24,8 +24,10 @@ TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 def check_tag(tag: str) -> str:
     if not TAG_RE.match(tag) or ".." in tag or tag.endswith((".lock", ".")):
-        raise UserError(f"tag {tag!r} is not usable as a branch name; use letters, digits, '-', '_' or '.', "
-                        "starting with a letter or digit (e.g. nov23 or churn-lgbm)")
+        raise UserError(
+            f"tag {tag!r} is not usable as a branch name; use letters, digits, '-', '_' or '.', "
+            "starting with a letter or digit (e.g. nov23 or churn-lgbm)"
+        )
     return tag
 
 
@@ -96,8 +98,10 @@ class Lock:
         except BlockingIOError:
             holder = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "?"
             os.close(self.fd)
-            raise NotCounted(f"another autoresearch command (pid {holder}) is running on this project; "
-                            "wait for it to finish (one step at a time)") from None
+            raise NotCounted(
+                f"another autoresearch command (pid {holder}) is running on this project; "
+                "wait for it to finish (one step at a time)"
+            ) from None
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, str(os.getpid()).encode(), 0)
         return self

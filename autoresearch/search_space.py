@@ -21,8 +21,9 @@ from autoresearch.errors import UserError
 WHERE = "train.py"
 NUMERIC_FIELDS = {"low", "high", "log"}
 SCALARS = (str, int, float, bool, type(None))
-EXAMPLE = ('SEARCH_SPACE = {"learning_rate": {"low": 0.01, "high": 0.3, "log": True}, '
-           '"num_leaves": {"low": 8, "high": 128}}')
+EXAMPLE = (
+    'SEARCH_SPACE = {"learning_rate": {"low": 0.01, "high": 0.3, "log": True}, "num_leaves": {"low": 8, "high": 128}}'
+)
 
 
 class SearchSpaceError(UserError):
@@ -80,13 +81,16 @@ def read_params(source: str) -> dict:
     """PARAMS as written: literal values, NOT_LITERAL for computed ones."""
     node = _assignments(_parse(source)).get("PARAMS")
     if not isinstance(node, ast.Dict):
-        raise SearchSpaceError(f"{WHERE}: PARAMS must be a dict literal at the top level, e.g. "
-                               'PARAMS = {"learning_rate": 0.05, "num_leaves": 31}, so the sweep can rewrite it')
+        raise SearchSpaceError(
+            f"{WHERE}: PARAMS must be a dict literal at the top level, e.g. "
+            'PARAMS = {"learning_rate": 0.05, "num_leaves": 31}, so the sweep can rewrite it'
+        )
     out = {}
     for k, v in zip(node.keys, node.values, strict=True):
         if not (isinstance(k, ast.Constant) and isinstance(k.value, str)):
-            raise SearchSpaceError(f"{WHERE} line {v.lineno}: PARAMS keys must be plain strings in quotes "
-                                   "(no **spread, no computed keys)")
+            raise SearchSpaceError(
+                f"{WHERE} line {v.lineno}: PARAMS keys must be plain strings in quotes (no **spread, no computed keys)"
+            )
         try:
             out[k.value] = ast.literal_eval(v)
         except ValueError:
@@ -105,7 +109,8 @@ def read_space(source: str) -> dict | None:
         raise SearchSpaceError(
             f"{WHERE} line {node.lineno}: SEARCH_SPACE must be written out as a literal dict (numbers, strings, "
             f"lists, True/False; no names or arithmetic) so it can be checked without running train.py, e.g. "
-            f"{EXAMPLE}") from None
+            f"{EXAMPLE}"
+        ) from None
 
 
 def load(source: str) -> tuple[dict, list[Dim]]:
@@ -113,8 +118,9 @@ def load(source: str) -> tuple[dict, list[Dim]]:
     params = read_params(source)
     space = read_space(source)
     if space is None:
-        raise SearchSpaceError(f"{WHERE} has no SEARCH_SPACE: declare the knobs the sweep may tune next to "
-                               f"PARAMS, e.g. {EXAMPLE}")
+        raise SearchSpaceError(
+            f"{WHERE} has no SEARCH_SPACE: declare the knobs the sweep may tune next to PARAMS, e.g. {EXAMPLE}"
+        )
     return params, validate(space, params)
 
 
@@ -126,8 +132,9 @@ def validate(space, params: dict) -> list[Dim]:
     if not isinstance(space, dict):
         raise SearchSpaceError(f"{WHERE}: SEARCH_SPACE must be a dict of PARAMS key -> range, e.g. {EXAMPLE}")
     if not space:
-        raise SearchSpaceError(f"{WHERE}: SEARCH_SPACE is empty, so there is nothing to sweep; declare at least "
-                               f"one knob, e.g. {EXAMPLE}")
+        raise SearchSpaceError(
+            f"{WHERE}: SEARCH_SPACE is empty, so there is nothing to sweep; declare at least one knob, e.g. {EXAMPLE}"
+        )
     return [_dim(name, spec, params) for name, spec in space.items()]
 
 
@@ -135,15 +142,21 @@ def _dim(name, spec, params: dict) -> Dim:
     at = f"{WHERE}: SEARCH_SPACE[{name!r}]"
     if name not in params:
         known = ", ".join(map(repr, params)) or "none"
-        raise SearchSpaceError(f"{at}: {name!r} is not a key of PARAMS (keys: {known}); add it to PARAMS with "
-                               "its current value, or fix the spelling")
+        raise SearchSpaceError(
+            f"{at}: {name!r} is not a key of PARAMS (keys: {known}); add it to PARAMS with "
+            "its current value, or fix the spelling"
+        )
     current = params[name]
     if current is NOT_LITERAL:
-        raise SearchSpaceError(f"{at}: PARAMS[{name!r}] is computed, not a literal; write its value out "
-                               "(e.g. 0.05) so the sweep can start from it and rewrite it")
+        raise SearchSpaceError(
+            f"{at}: PARAMS[{name!r}] is computed, not a literal; write its value out "
+            "(e.g. 0.05) so the sweep can start from it and rewrite it"
+        )
     if not isinstance(spec, dict):
-        raise SearchSpaceError(f'{at} = {spec!r} must be a dict: {{"low": ..., "high": ...}} with optional '
-                               '"log": True, or {"choices": [...]}')
+        raise SearchSpaceError(
+            f'{at} = {spec!r} must be a dict: {{"low": ..., "high": ...}} with optional '
+            '"log": True, or {"choices": [...]}'
+        )
     if "choices" in spec:
         return _categorical(at, name, spec, current)
     return _numeric(at, name, spec, current)
@@ -152,8 +165,9 @@ def _dim(name, spec, params: dict) -> Dim:
 def _categorical(at: str, name: str, spec: dict, current) -> Dim:
     extra = sorted(set(spec) - {"choices"})
     if extra:
-        raise SearchSpaceError(f"{at}: unknown field {extra[0]!r} next to 'choices'; a list of choices takes no "
-                               "other fields (remove it)")
+        raise SearchSpaceError(
+            f"{at}: unknown field {extra[0]!r} next to 'choices'; a list of choices takes no other fields (remove it)"
+        )
     choices = spec["choices"]
     if not isinstance(choices, (list, tuple)) or len(choices) < 2:
         raise SearchSpaceError(f"{at}: 'choices' = {choices!r} must be a list of at least two values")
@@ -162,20 +176,25 @@ def _categorical(at: str, name: str, spec: dict, current) -> Dim:
     if len({json.dumps(c) for c in choices}) != len(choices):
         raise SearchSpaceError(f"{at}: 'choices' = {list(choices)!r} lists a value twice; remove the duplicate")
     if not any(c == current and type(c) is type(current) for c in choices):
-        raise SearchSpaceError(f"{at}: the current PARAMS[{name!r}] = {current!r} is not among the choices "
-                               f"{list(choices)!r}; add it (the sweep starts from the current value)")
+        raise SearchSpaceError(
+            f"{at}: the current PARAMS[{name!r}] = {current!r} is not among the choices "
+            f"{list(choices)!r}; add it (the sweep starts from the current value)"
+        )
     return Dim(name, "categorical", choices=tuple(choices))
 
 
 def _numeric(at: str, name: str, spec: dict, current) -> Dim:
     unknown = sorted(set(spec) - NUMERIC_FIELDS)
     if unknown:
-        raise SearchSpaceError(f"{at}: unknown field {unknown[0]!r}; a range takes 'low', 'high' and optionally "
-                               "'log' (or give 'choices' alone)")
+        raise SearchSpaceError(
+            f"{at}: unknown field {unknown[0]!r}; a range takes 'low', 'high' and optionally "
+            "'log' (or give 'choices' alone)"
+        )
     missing = [f for f in ("low", "high") if f not in spec]
     if missing:
-        raise SearchSpaceError(f"{at}: {missing[0]!r} is missing; a range needs both, e.g. "
-                               '{"low": 0.01, "high": 0.3}')
+        raise SearchSpaceError(
+            f'{at}: {missing[0]!r} is missing; a range needs both, e.g. {{"low": 0.01, "high": 0.3}}'
+        )
     low, high, log = spec["low"], spec["high"], spec.get("log", False)
     for field, v in (("low", low), ("high", high)):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -184,23 +203,32 @@ def _numeric(at: str, name: str, spec: dict, current) -> Dim:
         raise SearchSpaceError(f"{at}: 'log' = {log!r} must be True or False")
     if low >= high:
         what = "empty" if low == high else "inverted"
-        raise SearchSpaceError(f"{at}: the range is {what} (low {low!r} >= high {high!r}); make low < high "
-                               "(to pin a value, remove the key from SEARCH_SPACE)")
+        raise SearchSpaceError(
+            f"{at}: the range is {what} (low {low!r} >= high {high!r}); make low < high "
+            "(to pin a value, remove the key from SEARCH_SPACE)"
+        )
     if log and low <= 0:
         raise SearchSpaceError(f"{at}: 'log': True needs low > 0 (got {low!r}); raise low or drop 'log'")
     if isinstance(current, bool) or not isinstance(current, (int, float)):
-        raise SearchSpaceError(f"{at}: PARAMS[{name!r}] = {current!r} is a {type(current).__name__}, but the "
-                               "range is numeric; use {\"choices\": [...]} for non-numbers")
+        raise SearchSpaceError(
+            f"{at}: PARAMS[{name!r}] = {current!r} is a {type(current).__name__}, but the "
+            'range is numeric; use {"choices": [...]} for non-numbers'
+        )
     if isinstance(current, int) and not (isinstance(low, int) and isinstance(high, int)):
-        raise SearchSpaceError(f"{at}: PARAMS[{name!r}] = {current!r} is an int but the range {low!r}..{high!r} "
-                               f"has floats; write low and high as whole numbers for an integer knob, or the "
-                               f"current value as {float(current)!r} for a real-valued one")
+        raise SearchSpaceError(
+            f"{at}: PARAMS[{name!r}] = {current!r} is an int but the range {low!r}..{high!r} "
+            f"has floats; write low and high as whole numbers for an integer knob, or the "
+            f"current value as {float(current)!r} for a real-valued one"
+        )
     if not low <= current <= high:
-        raise SearchSpaceError(f"{at}: the current PARAMS[{name!r}] = {current!r} is outside {low!r}..{high!r}; "
-                               "widen the range (the sweep starts from the current value)")
+        raise SearchSpaceError(
+            f"{at}: the current PARAMS[{name!r}] = {current!r} is outside {low!r}..{high!r}; "
+            "widen the range (the sweep starts from the current value)"
+        )
     kind = "int" if isinstance(current, int) else "float"
-    return Dim(name, kind, low=low if kind == "int" else float(low), high=high if kind == "int" else float(high),
-               log=log)
+    return Dim(
+        name, kind, low=low if kind == "int" else float(low), high=high if kind == "int" else float(high), log=log
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -242,8 +270,13 @@ def rewrite(source: str, changes: dict, declarations: dict[str, str] | None = No
             insert.append(f"{name} = {literal(text)}\n")
     data = source.encode()
     starts = _line_starts(data)
-    spans = sorted(((_offset(starts, n.lineno, n.col_offset), _offset(starts, n.end_lineno, n.end_col_offset), t)
-                    for n, t in edits), reverse=True)
+    spans = sorted(
+        (
+            (_offset(starts, n.lineno, n.col_offset), _offset(starts, n.end_lineno, n.end_col_offset), t)
+            for n, t in edits
+        ),
+        reverse=True,
+    )
     for a, b, text in spans:
         data = data[:a] + text.encode() + data[b:]
     if insert:

@@ -14,8 +14,9 @@ from autoresearch.dataset import DataError
 Folds = list[tuple[np.ndarray, np.ndarray]]
 
 
-def holdout_split(y: pd.Series, task: str, test_size: float, seed: int,
-                  groups: pd.Series | None = None, time: pd.Series | None = None) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(
+    y: pd.Series, task: str, test_size: float, seed: int, groups: pd.Series | None = None, time: pd.Series | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Row positions (train, holdout)."""
     # sklearn only here and in make_folds: the evaluation child loads folds without paying for it
     from sklearn.model_selection import StratifiedGroupKFold, train_test_split
@@ -25,14 +26,18 @@ def holdout_split(y: pd.Series, task: str, test_size: float, seed: int,
         order, t = _time_order(time)
         cut = _tie_safe(t, len(y) - max(1, int(round(len(y) * test_size))))
         if cut == 0:
-            raise DataError(f"time_column {time.name!r}: the latest time covers every row, so nothing is "
-                            "left to train on; use a finer time column or lower test_size")
+            raise DataError(
+                f"time_column {time.name!r}: the latest time covers every row, so nothing is "
+                "left to train on; use a finer time column or lower test_size"
+            )
         return np.sort(order[:cut]), np.sort(order[cut:])
     classify = task != "regression"
     if groups is not None:
         if groups.isna().any():
-            raise DataError(f"group_column {groups.name!r} is missing in {int(groups.isna().sum())} rows; "
-                            "fill them (e.g. with a group of their own) or drop those rows")
+            raise DataError(
+                f"group_column {groups.name!r} is missing in {int(groups.isna().sum())} rows; "
+                "fill them (e.g. with a group of their own) or drop those rows"
+            )
         n_splits = max(2, int(round(1 / test_size)))
         _check_groups(groups, n_splits, "the holdout split")
         if classify:
@@ -41,8 +46,7 @@ def holdout_split(y: pd.Series, task: str, test_size: float, seed: int,
         else:
             train, hold = _group_holdout(groups, test_size, seed)
         return np.sort(train), np.sort(hold)
-    train, hold = train_test_split(idx, test_size=test_size, random_state=seed,
-                                   stratify=y if classify else None)
+    train, hold = train_test_split(idx, test_size=test_size, random_state=seed, stratify=y if classify else None)
     return np.sort(train), np.sort(hold)
 
 
@@ -58,12 +62,21 @@ def _group_holdout(groups: pd.Series, test_size: float, seed: int) -> tuple[np.n
 
 def _check_groups(groups: pd.Series, need: int, what: str) -> None:
     if groups.nunique() < need:
-        raise DataError(f"group_column {groups.name!r} has {groups.nunique()} groups here, too few for {what} "
-                        f"(at least {need}); lower folds or test_size, or name a finer group column")
+        raise DataError(
+            f"group_column {groups.name!r} has {groups.nunique()} groups here, too few for {what} "
+            f"(at least {need}); lower folds or test_size, or name a finer group column"
+        )
 
 
-def make_folds(y: pd.Series, task: str, folds: int, repeats: int, seed: int,
-               groups: pd.Series | None = None, time: pd.Series | None = None) -> Folds:
+def make_folds(
+    y: pd.Series,
+    task: str,
+    folds: int,
+    repeats: int,
+    seed: int,
+    groups: pd.Series | None = None,
+    time: pd.Series | None = None,
+) -> Folds:
     """(train positions, test positions) for every fold, repeat-major."""
     from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
@@ -95,9 +108,11 @@ def _forward_chaining(time: pd.Series, folds: int) -> Folds:
     sizes = [len(b) for b in np.array_split(order, folds + 1)]
     edges = [0, *(_tie_safe(t, int(c)) for c in np.cumsum(sizes)[:-1]), len(order)]
     if any(a >= b for a, b in zip(edges, edges[1:], strict=False)):
-        raise DataError(f"time_column {time.name!r} has too few distinct times for {folds} forward-chaining "
-                        "folds; lower folds or use a finer time column")
-    return [(np.sort(order[: edges[k + 1]]), np.sort(order[edges[k + 1]: edges[k + 2]])) for k in range(folds)]
+        raise DataError(
+            f"time_column {time.name!r} has too few distinct times for {folds} forward-chaining "
+            "folds; lower folds or use a finer time column"
+        )
+    return [(np.sort(order[: edges[k + 1]]), np.sort(order[edges[k + 1] : edges[k + 2]])) for k in range(folds)]
 
 
 def _time_order(time: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -108,11 +123,15 @@ def _time_order(time: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         try:
             t = pd.to_datetime(t, format="mixed")
         except (ValueError, TypeError, OverflowError):
-            raise DataError(f"time_column {time.name!r}: values such as {time.dropna().iloc[0]!r} are neither "
-                            "numbers nor dates; name a numeric or date column") from None
+            raise DataError(
+                f"time_column {time.name!r}: values such as {time.dropna().iloc[0]!r} are neither "
+                "numbers nor dates; name a numeric or date column"
+            ) from None
     if t.isna().any():
-        raise DataError(f"time_column {time.name!r} is missing in {int(t.isna().sum())} rows; "
-                        "fill or drop those rows (they cannot be placed in time)")
+        raise DataError(
+            f"time_column {time.name!r} is missing in {int(t.isna().sum())} rows; "
+            "fill or drop those rows (they cannot be placed in time)"
+        )
     order = np.argsort(t.to_numpy(), kind="stable")
     return order, t.to_numpy()[order]
 

@@ -30,29 +30,43 @@ def findings(source: str) -> list[str]:
     prose = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}
     for node in ast.walk(tree):
         line = getattr(node, "lineno", "?")
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in prose \
-                and FORBIDDEN_TEXT.search(node.value):
-            out.append(f"line {line}: the string {_short(node.value)!r} points at the harness's data or state; "
-                       "train.py gets its rows from the harness only")
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in prose
+            and FORBIDDEN_TEXT.search(node.value)
+        ):
+            out.append(
+                f"line {line}: the string {_short(node.value)!r} points at the harness's data or state; "
+                "train.py gets its rows from the harness only"
+            )
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 top = alias.name.split(".")[0]
                 if top == "prepare":
-                    out.append(f"line {line}: `import prepare` exposes the harness; use "
-                               f"`from prepare import {', '.join(sorted(ALLOWED_FROM_PREPARE - {'evaluate_cli'}))}`")
+                    out.append(
+                        f"line {line}: `import prepare` exposes the harness; use "
+                        f"`from prepare import {', '.join(sorted(ALLOWED_FROM_PREPARE - {'evaluate_cli'}))}`"
+                    )
                 elif top in FORBIDDEN_MODULES or alias.name in FORBIDDEN_MODULES:
-                    out.append(f"line {line}: `import {alias.name}` is not allowed in train.py (harness internals "
-                               "or dynamic imports)")
+                    out.append(
+                        f"line {line}: `import {alias.name}` is not allowed in train.py (harness internals "
+                        "or dynamic imports)"
+                    )
         elif isinstance(node, ast.ImportFrom):
             module = node.module or ""
             if module == "prepare":
                 bad = [a.name for a in node.names if a.name not in ALLOWED_FROM_PREPARE]
                 if bad:
-                    out.append(f"line {line}: `from prepare import {', '.join(bad)}`: only "
-                               f"{', '.join(sorted(ALLOWED_FROM_PREPARE))} may be imported from prepare")
+                    out.append(
+                        f"line {line}: `from prepare import {', '.join(bad)}`: only "
+                        f"{', '.join(sorted(ALLOWED_FROM_PREPARE))} may be imported from prepare"
+                    )
             elif module.split(".")[0] in FORBIDDEN_MODULES:
-                out.append(f"line {line}: `from {module} import ...` is not allowed in train.py "
-                           "(harness internals or dynamic imports)")
+                out.append(
+                    f"line {line}: `from {module} import ...` is not allowed in train.py "
+                    "(harness internals or dynamic imports)"
+                )
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in DYNAMIC:
             out.append(f"line {line}: {node.func.id}() runs code this check cannot see; write the code directly")
     return out
@@ -82,12 +96,16 @@ def declaration_problems(source: str) -> list[str]:
     out = []
     hyp = (d["HYPOTHESIS"] or "").strip()
     if not hyp or "\n" in hyp:
-        out.append('HYPOTHESIS must be a one-line string literal, e.g. HYPOTHESIS = "LightGBM instead of logistic '
-                   'regression"; it becomes the commit message')
+        out.append(
+            'HYPOTHESIS must be a one-line string literal, e.g. HYPOTHESIS = "LightGBM instead of logistic '
+            'regression"; it becomes the commit message'
+        )
     cat = (d["CATEGORY"] or "").strip()
     if not cat or len(cat.split()) != 1:
-        out.append('CATEGORY must be one word in quotes, e.g. CATEGORY = "model" (features, model, params, '
-                   "preprocessing, ensemble, regularization, ...)")
+        out.append(
+            'CATEGORY must be one word in quotes, e.g. CATEGORY = "model" (features, model, params, '
+            "preprocessing, ensemble, regularization, ...)"
+        )
     return out
 
 
@@ -100,11 +118,19 @@ def code_lines(source: str) -> int:
     doc_lines: set[int] = set()
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
             doc_lines.update(range(body[0].lineno, body[0].end_lineno + 1))
-    return sum(1 for i, ln in enumerate(source.splitlines(), 1)
-               if ln.strip() and not ln.strip().startswith("#") and i not in doc_lines)
+    return sum(
+        1
+        for i, ln in enumerate(source.splitlines(), 1)
+        if ln.strip() and not ln.strip().startswith("#") and i not in doc_lines
+    )
 
 
 def _short(text: str, n: int = 60) -> str:

@@ -67,8 +67,10 @@ def card(cfg: Config, run: dict) -> str:
     for r in rows[-LAST_ROWS:]:
         delta = f"{ledger.number(r, 'delta'):+.4f}" if r["delta"] else "       "
         score = f"{ledger.number(r, 'metric'):.4f}" if r["metric"] else "  -   "
-        lines.append(f"  {r['iter']:>4} {r['status']:<8} {score} {delta}  {r['category'][:14]:<14} "
-                     f"{_short(r['hypothesis'] or r['note'], 60)}")
+        lines.append(
+            f"  {r['iter']:>4} {r['status']:<8} {score} {delta}  {r['category'][:14]:<14} "
+            f"{_short(r['hypothesis'] or r['note'], 60)}"
+        )
     if manifest.get("columns"):
         from autoresearch.ratchet import feature_line
 
@@ -91,11 +93,15 @@ def _advice(cfg: Config, run: dict, steps: list[dict]) -> list[str]:
             break
         since_keep += 1
     if since_keep >= cfg.plateau_after:
-        out.append(f"plateau: no keep in the last {since_keep} iterations: change category (see program.md "
-                   "phases), or run `uv run autoresearch sweep` on a SEARCH_SPACE of the current model's knobs")
+        out.append(
+            f"plateau: no keep in the last {since_keep} iterations: change category (see program.md "
+            "phases), or run `uv run autoresearch sweep` on a SEARCH_SPACE of the current model's knobs"
+        )
     if run.get("consecutive_failures", 0) >= 3:
-        out.append(f"warning: the last {run['consecutive_failures']} iterations failed (crash/timeout/invalid): "
-                   "read the tail in their line, simplify, or check the budget")
+        out.append(
+            f"warning: the last {run['consecutive_failures']} iterations failed (crash/timeout/invalid): "
+            "read the tail in their line, simplify, or check the budget"
+        )
     if run["status"] == "active":
         out.append("next: edit train.py (one idea, HYPOTHESIS and CATEGORY), then `uv run autoresearch step`")
     else:

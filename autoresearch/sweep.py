@@ -60,20 +60,38 @@ def sweep_dir(root: Path, tag: str) -> Path:
 
 
 def add_arguments_sweep(p) -> None:
-    p.epilog = ("Searches train.py's SEARCH_SPACE, writes the best PARAMS into train.py, then `uv run autoresearch "
-                "step` lets the ratchet judge it on its own folds.")
+    p.epilog = (
+        "Searches train.py's SEARCH_SPACE, writes the best PARAMS into train.py, then `uv run autoresearch "
+        "step` lets the ratchet judge it on its own folds."
+    )
     p.add_argument("--trials", type=int, help="stop after this many trials (default: as many as the budget allows)")
-    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, metavar="SECONDS",
-                   help=f"wall-clock budget of the whole sweep, hard (default {DEFAULT_BUDGET_S:g})")
-    p.add_argument("--storage", metavar="URL",
-                   help="an Optuna storage several machines can share: an RDB URL (postgresql://..., mysql://..., "
-                        "sqlite:///...) or a journal file path (default: .autoresearch/runs/<tag>/sweep/"
-                        "optuna.journal)")
-    p.add_argument("--workers", type=int, default=1, metavar="K",
-                   help="local worker processes on one study; n_jobs is split between them (default 1)")
-    p.add_argument("--study", metavar="NAME",
-                   help="study name; the same name continues a study (default: from the tag, the incumbent commit "
-                        "and SEARCH_SPACE, so a new structure starts a new study)")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=DEFAULT_BUDGET_S,
+        metavar="SECONDS",
+        help=f"wall-clock budget of the whole sweep, hard (default {DEFAULT_BUDGET_S:g})",
+    )
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="an Optuna storage several machines can share: an RDB URL (postgresql://..., mysql://..., "
+        "sqlite:///...) or a journal file path (default: .autoresearch/runs/<tag>/sweep/"
+        "optuna.journal)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="K",
+        help="local worker processes on one study; n_jobs is split between them (default 1)",
+    )
+    p.add_argument(
+        "--study",
+        metavar="NAME",
+        help="study name; the same name continues a study (default: from the tag, the incumbent commit "
+        "and SEARCH_SPACE, so a new structure starts a new study)",
+    )
 
 
 def run_sweep(args) -> int:
@@ -87,8 +105,10 @@ def run_sweep(args) -> int:
 
         manifest = ensure_prepared(cfg, quiet=True)
         if manifest["id"] != run["manifest_id"]:
-            raise UserError(f"run {run['tag']!r} was scored on prepared data {run['manifest_id']}, now "
-                            f"{manifest['id']} (config, data or harness changed): start a new tag, then sweep")
+            raise UserError(
+                f"run {run['tag']!r} was scored on prepared data {run['manifest_id']}, now "
+                f"{manifest['id']} (config, data or harness changed): start a new tag, then sweep"
+            )
         plan = _plan(cfg, args, run, params, dims, manifest, source)
         out = _Outcome(plan, manifest, tty=sys.stdout.isatty())
         result = _run_worker(cfg, plan, out, deadline=t0 + args.budget - HAND_OFF_S)
@@ -112,8 +132,10 @@ def _check_args(args) -> None:
     if args.trials is not None and args.trials < 1:
         raise UserError(f"--trials {args.trials}: give a whole number >= 1 (or leave it out: the budget decides)")
     if not args.budget >= MIN_BUDGET_S:
-        raise UserError(f"--budget {args.budget:g}: give at least {MIN_BUDGET_S:g} seconds (the worker alone "
-                        "needs about 6 s to start)")
+        raise UserError(
+            f"--budget {args.budget:g}: give at least {MIN_BUDGET_S:g} seconds (the worker alone "
+            "needs about 6 s to start)"
+        )
     if not 1 <= args.workers <= 64:
         raise UserError(f"--workers {args.workers}: give a whole number from 1 to 64")
     if args.study is not None and not args.study.strip():
@@ -126,22 +148,28 @@ def _preflight(cfg: Config):
 
     run = runstate.current_run(cfg.root)
     if run["status"] != "active":
-        raise UserError(f"run {run['tag']!r} is stopped; `uv run autoresearch start {run['tag']}` resumes it, "
-                        "then sweep")
+        raise UserError(
+            f"run {run['tag']!r} is stopped; `uv run autoresearch start {run['tag']}` resumes it, then sweep"
+        )
     repo = gitops.open_repo(cfg.root)
     for note in recover(cfg, repo, run):  # a step killed earlier is finished first
         print(note)
     run = runstate.load_run(cfg.root, run["tag"])
     inc = run["incumbent"]["commit"]
     if gitops.current_branch(repo) != run["branch"] or gitops.tip(repo, run["branch"]) != inc:
-        raise UserError(f"the work tree is not at the run's incumbent ({run['branch']} at {inc[:8]}): "
-                        f"`git checkout {run['branch']}` (or `uv run autoresearch start {run['tag']}`), then sweep")
+        raise UserError(
+            f"the work tree is not at the run's incumbent ({run['branch']} at {inc[:8]}): "
+            f"`git checkout {run['branch']}` (or `uv run autoresearch start {run['tag']}`), then sweep"
+        )
     source = (cfg.root / gitops.TRAIN).read_text()
-    if gitops.blob_of_worktree(repo) != gitops.blob_at(repo, inc) and \
-            without_declarations(source) != without_declarations(gitops.show(repo, inc) + "\n"):
-        raise UserError(f"train.py differs from the incumbent ({inc[:8]}) beyond SEARCH_SPACE, HYPOTHESIS and "
-                        "CATEGORY: the sweep tunes the incumbent's model. Run `uv run autoresearch step` on your "
-                        "change first, then sweep (a new SEARCH_SPACE alone may stay uncommitted: the sweep uses it)")
+    if gitops.blob_of_worktree(repo) != gitops.blob_at(repo, inc) and without_declarations(
+        source
+    ) != without_declarations(gitops.show(repo, inc) + "\n"):
+        raise UserError(
+            f"train.py differs from the incumbent ({inc[:8]}) beyond SEARCH_SPACE, HYPOTHESIS and "
+            "CATEGORY: the sweep tunes the incumbent's model. Run `uv run autoresearch step` on your "
+            "change first, then sweep (a new SEARCH_SPACE alone may stay uncommitted: the sweep uses it)"
+        )
     return run, repo, source
 
 
@@ -157,11 +185,18 @@ def _plan(cfg: Config, args, run: dict, params: dict, dims, manifest: dict, sour
     k = args.workers
     trials = None if args.trials is None else [args.trials // k + (i < args.trials % k) for i in range(k)]
     return {
-        "root": str(cfg.root), "train_py": str(cfg.root / gitops.TRAIN), "tag": tag, "study": study,
-        "storage": storage, "workers": k, "trials": trials, "n_jobs": max(1, cfg.n_jobs // k),
+        "root": str(cfg.root),
+        "train_py": str(cfg.root / gitops.TRAIN),
+        "tag": tag,
+        "study": study,
+        "storage": storage,
+        "workers": k,
+        "trials": trials,
+        "n_jobs": max(1, cfg.n_jobs // k),
         "direction": "maximize" if manifest["higher_is_better"] else "minimize",
         "dims": [[d.name, d.kind, d.low, d.high, d.log, list(d.choices)] for d in dims],
-        "current": {d.name: params[d.name] for d in dims}, "seed": _sweep_seed(cfg),
+        "current": {d.name: params[d.name] for d in dims},
+        "seed": _sweep_seed(cfg),
         "allow": [str(p) for p in _allowed_paths(cfg, storage, local)],
     }
 
@@ -181,8 +216,10 @@ def _storage_spec(cfg: Config, url: str | None, local: Path) -> dict:
         return {"kind": "journal", "path": str(local / JOURNAL), "default": True}
     if "://" in url:
         if not re.match(r"^(sqlite|postgresql|postgres|mysql|mariadb|oracle|mssql)(\+\w+)?://", url):
-            raise UserError(f"--storage {redact(url)}: not an Optuna RDB URL; use postgresql://user:pass@host/db, "
-                            "mysql://..., sqlite:///path.db, or a journal file path")
+            raise UserError(
+                f"--storage {redact(url)}: not an Optuna RDB URL; use postgresql://user:pass@host/db, "
+                "mysql://..., sqlite:///path.db, or a journal file path"
+            )
         _check_driver(url)
         return {"kind": "rdb", "url": url}
     path = Path(url).expanduser()
@@ -199,14 +236,20 @@ def _check_driver(url: str) -> None:
     try:
         create_engine(url).dispose()
     except ModuleNotFoundError as e:
-        raise UserError(f"--storage {redact(url)}: its database driver ({e.name}) is not installed; add it for this "
-                        f"command only (pyproject.toml stays frozen): `uv run --with {DRIVERS.get(e.name, e.name)} "
-                        "autoresearch sweep ...`") from None
+        raise UserError(
+            f"--storage {redact(url)}: its database driver ({e.name}) is not installed; add it for this "
+            f"command only (pyproject.toml stays frozen): `uv run --with {DRIVERS.get(e.name, e.name)} "
+            "autoresearch sweep ...`"
+        ) from None
 
 
 # module -> what to add with `uv run --with`
-DRIVERS = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient",
-           "pymysql": "pymysql"}
+DRIVERS = {
+    "psycopg": "'psycopg[binary]'",
+    "psycopg2": "psycopg2-binary",
+    "MySQLdb": "mysqlclient",
+    "pymysql": "pymysql",
+}
 
 
 def redact(url: str) -> str:
@@ -308,16 +351,21 @@ class _Outcome:
         if self.final is not None:
             return {k: self.final[k] for k in ("trials", "complete", "pruned", "failed")}
         b = self.before
-        return {"trials": b.get("trials", 0) + len(self.trials),
-                "complete": b.get("complete", 0) + self.count("complete"),
-                "pruned": b.get("pruned", 0) + self.count("pruned"),
-                "failed": b.get("failed", 0) + self.count("fail") + self.count("cut")}
+        return {
+            "trials": b.get("trials", 0) + len(self.trials),
+            "complete": b.get("complete", 0) + self.count("complete"),
+            "pruned": b.get("pruned", 0) + self.count("pruned"),
+            "failed": b.get("failed", 0) + self.count("fail") + self.count("cut"),
+        }
 
     def _progress(self) -> None:
         best = self.best()
         left = max(0.0, self.deadline - time.monotonic())
-        line = (f"sweep: {len(self.trials)} trials, {self.count('pruned')} pruned | best {self.metric} "
-                + (f"{best['value']:.4f}" if best else "-") + f" | {left:.0f} s left")
+        line = (
+            f"sweep: {len(self.trials)} trials, {self.count('pruned')} pruned | best {self.metric} "
+            + (f"{best['value']:.4f}" if best else "-")
+            + f" | {left:.0f} s left"
+        )
         sys.stdout.write("\r" + line + "\033[K")
         sys.stdout.flush()
         self._shown = True
@@ -353,10 +401,16 @@ def _run_worker(cfg: Config, plan: dict, out: _Outcome, deadline: float):
     logs.mkdir(parents=True, exist_ok=True)
     try:
         # forked workers share pages with the parent, which their summed RSS counts again: scale the cap
-        return run_child([sys.executable, "-m", "autoresearch.sweep", "--worker", json.dumps(plan)],
-                         cwd=cfg.root, budget_s=budget, memory_mb=cfg.memory_mb * plan["workers"],
-                         log_path=logs / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}.log", env=env,
-                         on_event=out.on_event, token=token)
+        return run_child(
+            [sys.executable, "-m", "autoresearch.sweep", "--worker", json.dumps(plan)],
+            cwd=cfg.root,
+            budget_s=budget,
+            memory_mb=cfg.memory_mb * plan["workers"],
+            log_path=logs / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}.log",
+            env=env,
+            on_event=out.on_event,
+            token=token,
+        )
     finally:
         marker.unlink(missing_ok=True)
 
@@ -369,37 +423,48 @@ def _postflight(cfg: Config, source: str, result, out: _Outcome) -> None:
     path = cfg.root / gitops.TRAIN
     if path.read_text() != source:
         path.write_text(source)
-        raise UserError("train.py was written to while the sweep ran (by code in train.py, or by an edit during "
-                        "the sweep); it is back as the sweep read it and nothing else was written. Edit "
-                        "train.py only between commands, then sweep again")
+        raise UserError(
+            "train.py was written to while the sweep ran (by code in train.py, or by an edit during "
+            "the sweep); it is back as the sweep read it and nothing else was written. Edit "
+            "train.py only between commands, then sweep again"
+        )
     violations = [e["reason"] for e in out.errors if e.get("event") == "violation"]
     drift = problems(cfg, load_manifest(cfg) or {})
     if violations or drift:
-        raise UserError("the sweep stopped: " + "; ".join((violations + drift)[:3])
-                        + ". Nothing was written; `uv run autoresearch step` repairs the harness, and train.py "
-                          "must not touch data/, .autoresearch/ or the harness files")
+        raise UserError(
+            "the sweep stopped: "
+            + "; ".join((violations + drift)[:3])
+            + ". Nothing was written; `uv run autoresearch step` repairs the harness, and train.py "
+            "must not touch data/, .autoresearch/ or the harness files"
+        )
     fatal = [e for e in out.errors if e.get("event") == "error"]
     if fatal and not out.trials:
         tail = "\n".join(f"  | {line}" for line in result.tail.strip().splitlines()[-10:])
         raise UserError(f"the sweep's worker failed: {fatal[-1].get('reason')}\n{tail}")
     if result.status != "ok" and not out.trials and not out.before:
         tail = "\n".join(f"  | {line}" for line in result.tail.strip().splitlines()[-10:])
-        raise UserError(f"the sweep's worker did not start ({result.status}: {result.reason}); "
-                        f"log: {result.log_path}\n{tail}")
+        raise UserError(
+            f"the sweep's worker did not start ({result.status}: {result.reason}); log: {result.log_path}\n{tail}"
+        )
 
 
 # ---------------------------------------------------------------------------
 # The hand-off to the ratchet
 
 
-def _hand_off(cfg: Config, run: dict, source: str, dims, plan: dict, out: _Outcome, result,
-              manifest: dict, wall_s: float) -> int:
+def _hand_off(
+    cfg: Config, run: dict, source: str, dims, plan: dict, out: _Outcome, result, manifest: dict, wall_s: float
+) -> int:
     totals, best, metric = out.totals(), out.best(), manifest["metric"]
     names = [d.name for d in dims]
-    here = (f"{len(out.trials)} trials in {wall_s:.0f} s: {out.count('complete')} complete, "
-            f"{out.count('pruned')} pruned, {out.count('fail') + out.count('cut')} failed or cut by the budget")
-    print(f"sweep: {here} (study {plan['study']}: {totals['trials']} trials in all, on "
-          f"{describe_storage(plan['storage'], cfg.root)})")
+    here = (
+        f"{len(out.trials)} trials in {wall_s:.0f} s: {out.count('complete')} complete, "
+        f"{out.count('pruned')} pruned, {out.count('fail') + out.count('cut')} failed or cut by the budget"
+    )
+    print(
+        f"sweep: {here} (study {plan['study']}: {totals['trials']} trials in all, on "
+        f"{describe_storage(plan['storage'], cfg.root)})"
+    )
     for e in [e for e in out.errors if e.get("event") == "error"][-1:]:
         print(f"worker: {e.get('reason')}")
     if result.status != "ok":
@@ -411,27 +476,47 @@ def _hand_off(cfg: Config, run: dict, source: str, dims, plan: dict, out: _Outco
     base = f" (current PARAMS: {current:.4f})" if current is not None else ""
     print(f"search best: {metric} {best['value']:.4f} on the sweep's own folds, trial {best['number']}{base}")
     changes = _changes(best["params"], plan["current"], dims)
-    info = {"study": plan["study"], "storage": describe_storage(plan["storage"], cfg.root), **totals,
-            "best_value": best["value"], "best_trial": best["number"], "best_params": {**plan["current"], **changes},
-            "current_value": current, "changed": {k: [plan["current"][k], v] for k, v in changes.items()},
-            "incumbent": run["incumbent"]["commit"], "metric": metric, "wall_s": round(wall_s, 2),
-            "this_sweep": {"trials": len(out.trials), "complete": out.count("complete"),
-                           "pruned": out.count("pruned"), "failed": out.count("fail") + out.count("cut")},
-            "time": time.time()}
+    info = {
+        "study": plan["study"],
+        "storage": describe_storage(plan["storage"], cfg.root),
+        **totals,
+        "best_value": best["value"],
+        "best_trial": best["number"],
+        "best_params": {**plan["current"], **changes},
+        "current_value": current,
+        "changed": {k: [plan["current"][k], v] for k, v in changes.items()},
+        "incumbent": run["incumbent"]["commit"],
+        "metric": metric,
+        "wall_s": round(wall_s, 2),
+        "this_sweep": {
+            "trials": len(out.trials),
+            "complete": out.count("complete"),
+            "pruned": out.count("pruned"),
+            "failed": out.count("fail") + out.count("cut"),
+        },
+        "time": time.time(),
+    }
     path = cfg.root / gitops.TRAIN
     if not changes:
-        print("the current PARAMS are the best the sweep found: train.py is unchanged. Next: a structural change "
-              "(features, model), or widen SEARCH_SPACE")
+        print(
+            "the current PARAMS are the best the sweep found: train.py is unchanged. Next: a structural change "
+            "(features, model), or widen SEARCH_SPACE"
+        )
         info["train_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     else:
         hypothesis = f"sweep: {totals['trials']} trials ({totals['pruned']} pruned) over {', '.join(names)}"
         new = search_space.rewrite(source, changes, {"HYPOTHESIS": hypothesis, "CATEGORY": "params"})
         path.write_text(new)
         info["train_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
-        print("best params: " + ", ".join(f"{k} {plan['current'][k]!r} -> {v!r}" for k, v in changes.items())
-              + "".join(f", {k} unchanged" for k in names if k not in changes))
-        print("train.py now has these PARAMS (HYPOTHESIS and CATEGORY say it was a sweep); run "
-              "`uv run autoresearch step`: the ratchet judges it on its own folds, keeps it or reverts it")
+        print(
+            "best params: "
+            + ", ".join(f"{k} {plan['current'][k]!r} -> {v!r}" for k, v in changes.items())
+            + "".join(f", {k} unchanged" for k in names if k not in changes)
+        )
+        print(
+            "train.py now has these PARAMS (HYPOTHESIS and CATEGORY say it was a sweep); run "
+            "`uv run autoresearch step`: the ratchet judges it on its own folds, keeps it or reverts it"
+        )
     runstate.write_json(runstate.run_dir(cfg.root, run["tag"]) / "sweep.json", info)
     return 0
 
@@ -521,8 +606,15 @@ def sweep_folds(cfg: Config, train, manifest: dict):
 
     col = lambda name: train[name] if name else None  # noqa: E731
     repeats = 1 if cfg.time_column else cfg.repeats
-    return make_folds(train[manifest["target"]], manifest["task"], cfg.folds, repeats, _sweep_seed(cfg),
-                      col(cfg.group_column), col(cfg.time_column))
+    return make_folds(
+        train[manifest["target"]],
+        manifest["task"],
+        cfg.folds,
+        repeats,
+        _sweep_seed(cfg),
+        col(cfg.group_column),
+        col(cfg.time_column),
+    )
 
 
 def _median_pruner(optuna):
@@ -537,8 +629,11 @@ def _median_pruner(optuna):
             step = trial.last_step
             if step is None:
                 return False
-            done = [t.intermediate_values[step] for t in study.get_trials(deepcopy=False, states=(state.COMPLETE,))
-                    if step in t.intermediate_values]
+            done = [
+                t.intermediate_values[step]
+                for t in study.get_trials(deepcopy=False, states=(state.COMPLETE,))
+                if step in t.intermediate_values
+            ]
             if len(done) < PRUNER_STARTUP_TRIALS:
                 return False
             median = statistics.median(done)
@@ -566,8 +661,14 @@ def _open_study(plan: dict, optuna, load: bool = False, worker: int = 0):
     pruner = _median_pruner(optuna)
     if load:
         return optuna.load_study(study_name=plan["study"], storage=storage, sampler=sampler, pruner=pruner)
-    study = optuna.create_study(study_name=plan["study"], storage=storage, direction=plan["direction"],
-                                sampler=sampler, pruner=pruner, load_if_exists=True)
+    study = optuna.create_study(
+        study_name=plan["study"],
+        storage=storage,
+        direction=plan["direction"],
+        sampler=sampler,
+        pruner=pruner,
+        load_if_exists=True,
+    )
     _fail_dead_trials(study, plan, optuna)
     state = optuna.trial.TrialState
     live = (state.COMPLETE, state.PRUNED, state.RUNNING, state.WAITING)
@@ -643,10 +744,15 @@ def _study_state(study, plan: dict, optuna) -> dict:
         best = {"number": b.number, "value": b.value, "params": {k: b.params[k] for k in names if k in b.params}}
     current = [t.value for t in complete if _picked(t, names) == plan["current"]]
     # finished trials only: a queued or running one is counted by whoever finishes it
-    return {"study": plan["study"], "trials": sum(t.state.is_finished() for t in trials), "complete": len(complete),
-            "pruned": sum(t.state == state.PRUNED for t in trials),
-            "failed": sum(t.state == state.FAIL for t in trials), "best": best,
-            "current_value": current[0] if current else None}
+    return {
+        "study": plan["study"],
+        "trials": sum(t.state.is_finished() for t in trials),
+        "complete": len(complete),
+        "pruned": sum(t.state == state.PRUNED for t in trials),
+        "failed": sum(t.state == state.FAIL for t in trials),
+        "best": best,
+        "current_value": current[0] if current else None,
+    }
 
 
 def _fork_worker(i: int, plan: dict, *args) -> int:
@@ -681,12 +787,15 @@ def _work(i: int, plan: dict, module, X, y, folds, metric) -> None:
     while (quota is None or done < quota) and time.monotonic() + FOLD_SLACK * clock["fold_s"] < plan["deadline"]:
         trial = study.ask()
         trial.set_user_attr("sweep", attrs)
-        picked = {name: _suggest(trial, name, kind, low, high, log, choices)
-                  for name, kind, low, high, log, choices in plan["dims"]}
+        picked = {
+            name: _suggest(trial, name, kind, low, high, log, choices)
+            for name, kind, low, high, log, choices in plan["dims"]
+        }
         t0 = time.monotonic()
         try:
-            state, value, scores, reason = _evaluate(trial, module, {**module.PARAMS, **picked}, X, y, folds,
-                                                     metric, plan["deadline"], clock)
+            state, value, scores, reason = _evaluate(
+                trial, module, {**module.PARAMS, **picked}, X, y, folds, metric, plan["deadline"], clock
+            )
         except Violation:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             return
@@ -696,8 +805,19 @@ def _work(i: int, plan: dict, module, X, y, folds, metric) -> None:
         else:
             study.tell(trial, state=states.PRUNED if state == "pruned" else states.FAIL)
         done += 1
-        emit({"event": "trial", "worker": i, "number": trial.number, "state": state, "value": value,
-              "folds": len(scores), "s": round(time.monotonic() - t0, 3), "params": picked, "reason": reason})
+        emit(
+            {
+                "event": "trial",
+                "worker": i,
+                "number": trial.number,
+                "state": state,
+                "value": value,
+                "folds": len(scores),
+                "s": round(time.monotonic() - t0, 3),
+                "params": picked,
+                "reason": reason,
+            }
+        )
         if state == "cut":
             return
         failures = failures + 1 if state == "fail" else 0

@@ -76,13 +76,13 @@ def build_pipeline(params):
 
 FEATURES = {
     "total_charge": 'X["total_charge"] = X[["total_day_charge", "total_eve_charge", "total_night_charge", '
-                    '"total_intl_charge"]].sum(axis=1)',
+    '"total_intl_charge"]].sum(axis=1)',
     "service_flag": 'X["many_service_calls"] = (X["number_customer_service_calls"] >= 4).astype(int)',
     "drop_state": 'X = X.drop(columns=["state"])',
     "intl_cross": 'X["intl_plan_charge"] = (X["international_plan"] == "yes") * X["total_intl_charge"]',
     "day_per_call": 'X["day_minutes_per_call"] = X["total_day_minutes"] / (X["total_day_calls"] + 1)',
     "total_minutes": 'X["total_minutes"] = X[["total_day_minutes", "total_eve_minutes", "total_night_minutes", '
-                     '"total_intl_minutes"]].sum(axis=1)',
+    '"total_intl_minutes"]].sum(axis=1)',
     "vmail_flag": 'X["no_vmail"] = (X["number_vmail_messages"] == 0).astype(int)',
     "typo": 'X["total_charge2"] = X["total_day_charge"] + totl_eve_charge',  # NameError: a crash
 }
@@ -91,8 +91,9 @@ FEATURES = {
 def lgbm_source(state: dict, hypothesis: str, category: str, extra: str = "") -> str:
     feats = "\n".join(f"    {FEATURES[f]}" for f in state["features"]) or "    # no features yet"
     dead = "LEGACY_CUTOFF = 0.5  # left over from an earlier idea\n" if state["dead"] else ""
-    return TEMPLATE.format(hypothesis=hypothesis, category=category, params=state["params"], features=feats,
-                           dead=dead, extra=extra)
+    return TEMPLATE.format(
+        hypothesis=hypothesis, category=category, params=state["params"], features=feats, dead=dead, extra=extra
+    )
 
 
 def with_params(**kw):
@@ -146,8 +147,13 @@ def make_project(path: Path) -> None:
     text = (path / "pyproject.toml").read_text()
     body = "".join(f"{k} = {v}\n" for k, v in CONFIG.items())
     (path / "pyproject.toml").write_text(text[: text.index("[tool.autoresearch]")] + "[tool.autoresearch]\n" + body)
-    for cmd in (["init", "-q", "-b", "main"], ["config", "user.email", "example@example.invalid"],
-                ["config", "user.name", "example"], ["add", "-A"], ["commit", "-q", "-m", "example project"]):
+    for cmd in (
+        ["init", "-q", "-b", "main"],
+        ["config", "user.email", "example@example.invalid"],
+        ["config", "user.name", "example"],
+        ["add", "-A"],
+        ["commit", "-q", "-m", "example project"],
+    ):
         subprocess.run(["git", *cmd], cwd=path, check=True)
 
 
@@ -184,8 +190,7 @@ def _mini_sweep(path: Path, state: dict, category: str, hypothesis: str) -> tupl
         if best is None or mean > best[0]:
             best = (mean, source, new)
     mean, source, new = best
-    info = {"train_sha256": hashlib.sha256(source.encode()).hexdigest(), "trials": 3, "pruned": 0,
-            "best_value": mean}
+    info = {"train_sha256": hashlib.sha256(source.encode()).hexdigest(), "trials": 3, "pruned": 0, "best_value": mean}
     (path / ".autoresearch" / "runs" / TAG / "sweep.json").write_text(json.dumps(info))
     return source, new
 

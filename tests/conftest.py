@@ -19,7 +19,7 @@ FAST_CONFIG = {"folds": 3, "repeats": 1, "budget_s": 60}
 
 # train.py code: an estimator that honours the contract except for what predict_proba returns. No
 # scikit-learn, so a child evaluation stays cheap; needs `import numpy as np` above it.
-FAKE_ESTIMATOR = '''
+FAKE_ESTIMATOR = """
 class Model:
     def fit(self, X, y):
         return self
@@ -34,7 +34,7 @@ class Model:
 
 def build_pipeline(params):
     return Model()
-'''
+"""
 
 
 def fake_estimator(proba: str = "np.full((n, 2), 0.5)") -> str:
@@ -48,13 +48,21 @@ class Project:
     def __init__(self, path: Path):
         self.path = path
 
-    def run(self, *args: str, check: bool = False, timeout: float = 300, env: dict | None = None,
-            input: str | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, check: bool = False, timeout: float = 300, env: dict | None = None, input: str | None = None
+    ) -> subprocess.CompletedProcess:
         """Run `python ARGS...` in the project with this test session's interpreter (no uv, no network)."""
         full_env = {**os.environ, **(env or {})}
         full_env.pop("VIRTUAL_ENV", None)
-        proc = subprocess.run([sys.executable, *args], cwd=self.path, capture_output=True, text=True,
-                              timeout=timeout, env=full_env, input=input)
+        proc = subprocess.run(
+            [sys.executable, *args],
+            cwd=self.path,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=full_env,
+            input=input,
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"{args} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
         return proc

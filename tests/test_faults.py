@@ -41,8 +41,10 @@ BRANCH = f"autoresearch/{TAG}"
 
 @pytest.fixture(scope="module")
 def proj(tmp_path_factory):
-    p = make_project(tmp_path_factory.mktemp("faults") / "proj",
-                     config={"folds": 3, "repeats": 1, "budget_s": BUDGET, "memory_mb": MEMORY_MB})
+    p = make_project(
+        tmp_path_factory.mktemp("faults") / "proj",
+        config={"folds": 3, "repeats": 1, "budget_s": BUDGET, "memory_mb": MEMORY_MB},
+    )
     p.write("train.py", model("baseline: a constant"))  # numpy only: every evaluation here stays cheap
     p.commit_all("a cheap baseline")
     r = p.cli("start", TAG)
@@ -52,6 +54,7 @@ def proj(tmp_path_factory):
 
 # ---------------------------------------------------------------------------
 # train.py variants: small, and without scikit-learn where they can, so each child is cheap
+
 
 def source(hypothesis: str, body: str, imports: str = "import numpy as np\n") -> str:
     return f'{imports}\nHYPOTHESIS = "{hypothesis}"\nCATEGORY = "faults"\nPARAMS = {{}}\n\n{body}\n'
@@ -63,6 +66,7 @@ def model(hypothesis: str, proba: str = "np.full((n, 2), 0.5)", extra: str = "",
 
 # ---------------------------------------------------------------------------
 # Observing the project
+
 
 class Before:
     """What must hold after a failed step: the incumbent's train.py, its commit, the earlier rows."""
@@ -148,6 +152,7 @@ def step(proj, candidate: str, rc: int):
 # ---------------------------------------------------------------------------
 # Processes
 
+
 def running(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -181,8 +186,15 @@ def left_in(proj) -> list[str]:
 def spawn(proj, *args: str, **kw) -> subprocess.Popen:
     env = dict(os.environ)
     env.pop("VIRTUAL_ENV", None)
-    return subprocess.Popen([sys.executable, "-m", "autoresearch.cli", *args], cwd=proj.path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "autoresearch.cli", *args],
+        cwd=proj.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
@@ -200,7 +212,7 @@ def kill9(p: subprocess.Popen) -> None:
 # ---------------------------------------------------------------------------
 # The budget and the memory cap, through step
 
-HANG = r'''
+HANG = r"""
 OUT = "{out}"
 DAEMON = (
     "import os, signal, time\n"
@@ -222,15 +234,18 @@ def build_pipeline(params):
         time.sleep(0.01)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     re.match(r"(a|aa)+$", "a" * 64 + "b")  # hours inside the regex engine, holding the GIL
-'''
+"""
 
 
 def test_timeout_kills_the_whole_family_and_a_second_step_is_refused(proj, tmp_path):
     """A native busy loop that ignores SIGTERM, with a double-forked SIGTERM-deaf daemon grandchild
     (the other ways to hang are runner tests); a second `step` and a `status` meanwhile."""
     before = Before(proj)
-    cand = source("hang: a native busy loop and a deaf daemon", HANG.format(out=tmp_path),
-                  "import os\nimport re\nimport signal\nimport sys\nimport time\n")
+    cand = source(
+        "hang: a native busy loop and a deaf daemon",
+        HANG.format(out=tmp_path),
+        "import os\nimport re\nimport signal\nimport sys\nimport time\n",
+    )
     proj.write("train.py", cand)
     first = spawn(proj, "step")
     try:
@@ -239,8 +254,10 @@ def test_timeout_kills_the_whole_family_and_a_second_step_is_refused(proj, tmp_p
         second = proj.cli("step")
         assert time.monotonic() - t0 < 10  # fails fast: does not wait for the lock
         assert second.returncode == 2 and second.stdout == ""
-        assert second.stderr == (f"error: another autoresearch command (pid {first.pid}) is running on this project; "
-                                 "wait for it to finish (one step at a time)\n")
+        assert second.stderr == (
+            f"error: another autoresearch command (pid {first.pid}) is running on this project; "
+            "wait for it to finish (one step at a time)\n"
+        )
         status = proj.cli("status")
         assert status.returncode == 0 and "a step is running right now" in status.stdout
         out, err = first.communicate(timeout=BUDGET + 60)
@@ -249,9 +266,12 @@ def test_timeout_kills_the_whole_family_and_a_second_step_is_refused(proj, tmp_p
             kill9(first)
     assert first.returncode == 1, out + err
     it = before.iter
-    assert re.fullmatch(rf"iter {it} \| TIMEOUT \(reverted\) \| (exceeded|over) the {BUDGET} s budget[^|]* \| "
-                        rf"[\d.]+s \| faults: hang: a native busy loop and a deaf daemon \| "
-                        rf"code kept at refs/autoresearch/{TAG}/discarded/{it}", verdict_of(out, it))
+    assert re.fullmatch(
+        rf"iter {it} \| TIMEOUT \(reverted\) \| (exceeded|over) the {BUDGET} s budget[^|]* \| "
+        rf"[\d.]+s \| faults: hang: a native busy loop and a deaf daemon \| "
+        rf"code kept at refs/autoresearch/{TAG}/discarded/{it}",
+        verdict_of(out, it),
+    )
     rec = assert_failed_step(proj, before, "timeout", cand)
     assert BUDGET <= rec["eval_s"] <= BUDGET + 2
     daemon, token = int((tmp_path / "daemon").read_text()), (tmp_path / "token").read_text()
@@ -262,13 +282,17 @@ def test_timeout_kills_the_whole_family_and_a_second_step_is_refused(proj, tmp_p
 
 def test_memory_blowup_is_stopped_at_the_cap(proj):
     before = Before(proj)
-    cand = source("hoard memory", '''
+    cand = source(
+        "hoard memory",
+        """
 def build_pipeline(params):
     hoard = []
     while True:
         hoard.append(np.ones(1 << 24))  # 128 MB, written: resident, not just reserved
         time.sleep(0.05)
-''', "import time\n\nimport numpy as np\n")
+""",
+        "import time\n\nimport numpy as np\n",
+    )
     r = step(proj, cand, 1)
     line = verdict(r, before.iter)
     assert re.search(rf"\| CRASH \(reverted\) \| memory: used \d+ MB, over the {MEMORY_MB} MB cap \|", line), line
@@ -281,7 +305,9 @@ def build_pipeline(params):
 def test_output_flood_is_capped_on_disk_and_on_screen(proj):
     """100 MB on stdout, 100 MB on stderr, a 4 MB line, then an exception with a 100 kB message."""
     before = Before(proj)
-    cand = source("flood the output", '''
+    cand = source(
+        "flood the output",
+        """
 LINE = "flood " + "x" * 1017 + "\\n"
 for _ in range(100):
     sys.stdout.write(LINE * 1024)
@@ -289,7 +315,9 @@ for _ in range(100):
     sys.stderr.write(LINE * 1024)
 sys.stderr.write("y" * (4 << 20) + "\\n")
 raise ValueError("z" * 100_000)
-''', "import sys\n")
+""",
+        "import sys\n",
+    )
     r = step(proj, cand, 1)
     rec = assert_failed_step(proj, before, "crash", cand)
     assert rec["reason"].startswith("ValueError: zzz") and len(rec["reason"]) <= 320
@@ -309,21 +337,35 @@ raise ValueError("z" * 100_000)
 # The contract: each break is a crash with one line naming it
 
 CONTRACT = {
-    "nan": (model("predictions NaN", "np.full((n, 2), np.nan)"),
-            "fold 0: predict_proba() returned NaN or infinite values"),
-    "inf": (model("predictions infinite", "np.full((n, 2), np.inf)"),
-            "fold 0: predict_proba() returned NaN or infinite values"),
-    "length": (model("one prediction short", "np.full((n - 1, 2), 0.5)"),
-               "fold 0: predict_proba() returned {short} rows for {n} inputs"),
-    "strings": (model("strings for roc_auc", 'np.full((n, 2), "yes")'),
-                "fold 0: predict_proba() returned <U3 values; it must return numbers"),
-    "not-an-estimator": (source("a dict, not an estimator", "def build_pipeline(params):\n    return {'model': 1}\n"),
-                         "build_pipeline(params) returned dict, not an estimator (it needs fit() and predict(); "
-                         "return a scikit-learn estimator or Pipeline)"),
-    "missing": (source("no build_pipeline", "MODEL = None\n"),
-                "build_pipeline(params) is missing; define it to return a fresh unfitted estimator or Pipeline"),
-    "raising": (source("build_pipeline raises", "def build_pipeline(params):\n    return params['C']\n"),
-                "build_pipeline(params) raised KeyError: 'C'"),
+    "nan": (
+        model("predictions NaN", "np.full((n, 2), np.nan)"),
+        "fold 0: predict_proba() returned NaN or infinite values",
+    ),
+    "inf": (
+        model("predictions infinite", "np.full((n, 2), np.inf)"),
+        "fold 0: predict_proba() returned NaN or infinite values",
+    ),
+    "length": (
+        model("one prediction short", "np.full((n - 1, 2), 0.5)"),
+        "fold 0: predict_proba() returned {short} rows for {n} inputs",
+    ),
+    "strings": (
+        model("strings for roc_auc", 'np.full((n, 2), "yes")'),
+        "fold 0: predict_proba() returned <U3 values; it must return numbers",
+    ),
+    "not-an-estimator": (
+        source("a dict, not an estimator", "def build_pipeline(params):\n    return {'model': 1}\n"),
+        "build_pipeline(params) returned dict, not an estimator (it needs fit() and predict(); "
+        "return a scikit-learn estimator or Pipeline)",
+    ),
+    "missing": (
+        source("no build_pipeline", "MODEL = None\n"),
+        "build_pipeline(params) is missing; define it to return a fresh unfitted estimator or Pipeline",
+    ),
+    "raising": (
+        source("build_pipeline raises", "def build_pipeline(params):\n    return params['C']\n"),
+        "build_pipeline(params) raised KeyError: 'C'",
+    ),
 }
 
 
@@ -349,7 +391,7 @@ def first_fold_size(proj) -> int:
 # ---------------------------------------------------------------------------
 # Reaching for the harness at run time: each attempt detected, the iteration invalid, nothing changed
 
-GUARDED = '''
+GUARDED = """
 D, S = "da" + "ta", "." + "autoresearch"  # built at run time: the static check cannot see them
 ATTEMPTS = [
     lambda: open("prepare.py", "a").write("# tampered\\n"),
@@ -365,7 +407,7 @@ for attempt in ATTEMPTS:  # a hostile train.py swallows the guard's exceptions a
         attempt()
     except Exception:
         pass
-'''
+"""
 
 
 def test_run_time_access_through_python_is_detected_attempt_by_attempt(proj):
@@ -373,13 +415,22 @@ def test_run_time_access_through_python_is_detected_attempt_by_attempt(proj):
     cand = model("reach for the harness from python", extra=GUARDED, imports="import os\n\nimport pandas as pd\n")
     r = step(proj, cand, 1)
     rec = assert_failed_step(proj, before, "invalid", cand)
-    expected = [f"train.py may not write to {p}: only the harness touches it" for p in
-                ("prepare.py", "autoresearch/evil.py", "data/train.parquet", "results.tsv",
-                 f".autoresearch/runs/{TAG}/run.json")]
+    expected = [
+        f"train.py may not write to {p}: only the harness touches it"
+        for p in (
+            "prepare.py",
+            "autoresearch/evil.py",
+            "data/train.parquet",
+            "results.tsv",
+            f".autoresearch/runs/{TAG}/run.json",
+        )
+    ]
     expected.append("train.py may not read data/holdout.parquet: only the harness touches it")  # open()
     # pandas reads natively, unseen by the audit hook: the kernel (inotify) sees it
-    expected.append("data/holdout.parquet was opened during the run: only the harness reads the holdout "
-                    "(train.py, a library it called or a process it started read it)")
+    expected.append(
+        "data/holdout.parquet was opened during the run: only the harness reads the holdout "
+        "(train.py, a library it called or a process it started read it)"
+    )
     assert [rec["reason"], *rec["tail"]] == expected
     out = r.stdout.splitlines()
     assert out[0] == verdict(r, before.iter) and f"| INVALID | {expected[0]} |" in out[0]
@@ -388,7 +439,7 @@ def test_run_time_access_through_python_is_detected_attempt_by_attempt(proj):
     assert (proj.path / "results.tsv").read_bytes().startswith(before.ledger_bytes)
 
 
-PEEK = '''
+PEEK = """
 def build_pipeline(params):
     hold = pd.read_parquet(os.path.join("da" + "ta", "hold" + "out.parquet"))
     print("SECRET", hold.shape, hold.iloc[:3].to_dict())
@@ -399,7 +450,7 @@ if __name__ == "__main__":
     from prepare import evaluate_cli
 
     evaluate_cli(__file__)
-'''
+"""
 
 
 def test_uv_run_train_py_that_reads_the_holdout_shows_nothing_of_it(proj):
@@ -409,14 +460,16 @@ def test_uv_run_train_py_that_reads_the_holdout_shows_nothing_of_it(proj):
     proj.write("train.py", source("peek at the holdout", PEEK, "import os\n\nimport pandas as pd\n"))
     r = proj.run("train.py")
     assert r.returncode == 1, r.stdout + r.stderr
-    assert r.stdout == ("---\nstatus:   invalid\nreason:   data/holdout.parquet was opened during the run: only the "
-                        "harness reads the holdout (train.py, a library it called or a process it started read it)\n")
+    assert r.stdout == (
+        "---\nstatus:   invalid\nreason:   data/holdout.parquet was opened during the run: only the "
+        "harness reads the holdout (train.py, a library it called or a process it started read it)\n"
+    )
     assert "SECRET" not in r.stdout + r.stderr
     assert rows(proj) == before.rows
     proj.write("train.py", before.train)
 
 
-DAMAGE = '''
+DAMAGE = """
 D, S = "da" + "ta", "." + "autoresearch"
 SCRIPT = " && ".join([  # a shell carries no audit hook: only the checks after the run can see this
     "printf '# tampered\\\\n' >> prepare.py",
@@ -427,7 +480,7 @@ SCRIPT = " && ".join([  # a shell carries no audit hook: only the checks after t
     "cat " + D + "/hold" + "out.parquet > /dev/null",
 ])
 subprocess.run(["sh", "-c", SCRIPT], check=True)
-'''
+"""
 
 
 def test_damage_done_outside_python_is_found_after_the_run_and_restored(proj):
@@ -438,9 +491,11 @@ def test_damage_done_outside_python_is_found_after_the_run_and_restored(proj):
     rec = assert_failed_step(proj, before, "invalid", cand)
     damage = [rec["reason"], *rec["tail"]]
     assert damage[0].startswith("data/holdout.parquet was opened during the run")
-    for text in (f".autoresearch/runs/{TAG}/run.json was changed during the run (restored)",
-                 "results.tsv was changed during the run (restored)",
-                 "harness changed during the run: data/train.parquet was modified or removed (restored)"):
+    for text in (
+        f".autoresearch/runs/{TAG}/run.json was changed during the run (restored)",
+        "results.tsv was changed during the run (restored)",
+        "harness changed during the run: data/train.parquet was modified or removed (restored)",
+    ):
         assert text in damage, damage
     changed = next(d for d in damage if d.startswith("files changed during the run: "))
     assert "prepare.py" in changed and "autoresearch/evil.py" in changed and changed.endswith("(restored)")
@@ -454,8 +509,9 @@ def test_damage_done_outside_python_is_found_after_the_run_and_restored(proj):
     assert text.startswith(before.ledger_bytes) and text.count(b"\n") == before.ledger_bytes.count(b"\n") + 1
     assert b"forged" not in text
     run = run_json(proj)
-    assert {k: run[k] for k in ("tag", "branch", "incumbent", "baseline", "manifest_id")} == \
-        {k: before.run[k] for k in ("tag", "branch", "incumbent", "baseline", "manifest_id")}
+    assert {k: run[k] for k in ("tag", "branch", "incumbent", "baseline", "manifest_id")} == {
+        k: before.run[k] for k in ("tag", "branch", "incumbent", "baseline", "manifest_id")
+    }
 
 
 def test_damage_between_steps_is_undone_before_anything_runs(proj):
@@ -469,10 +525,14 @@ def test_damage_between_steps_is_undone_before_anything_runs(proj):
     cand = model("step after damaging the harness by hand")
     r = step(proj, cand, 1)
     rec = assert_failed_step(proj, before, "invalid", cand, committed=False)
-    assert rec["reason"] == ("only train.py may change, but these differ from the incumbent: prepare.py, "
-                             "autoresearch/evil.py (frozen files restored from git: prepare.py)")
-    assert rec["tail"] == ["the harness differs from its manifest: data/train.parquet was modified or removed; "
-                           "frozen file autoresearch/evil.py was added (restored)"]
+    assert rec["reason"] == (
+        "only train.py may change, but these differ from the incumbent: prepare.py, "
+        "autoresearch/evil.py (frozen files restored from git: prepare.py)"
+    )
+    assert rec["tail"] == [
+        "the harness differs from its manifest: data/train.parquet was modified or removed; "
+        "frozen file autoresearch/evil.py was added (restored)"
+    ]
     assert f"| INVALID, nothing committed | {rec['reason']} |" in verdict(r, before.iter)
     assert (proj.path / "prepare.py").read_bytes() == prepare_py
     assert not (proj.path / "autoresearch/evil.py").exists()
@@ -483,11 +543,15 @@ def test_damage_between_steps_is_undone_before_anything_runs(proj):
 # The static check: invalid before anything is committed or run
 
 STATIC = {
-    "literal-path": ('HOLD = "data/holdout.parquet"\n',
-                     r"train\.py line \d+: the string 'data/holdout\.parquet' points at the harness's data"),
+    "literal-path": (
+        'HOLD = "data/holdout.parquet"\n',
+        r"train\.py line \d+: the string 'data/holdout\.parquet' points at the harness's data",
+    ),
     "import-prepare": ("import prepare\n", r"train\.py line \d+: `import prepare` exposes the harness"),
-    "from-autoresearch": ("from autoresearch.prepared import load_train\n",
-                          r"train\.py line \d+: `from autoresearch\.prepared import \.\.\.` is not allowed"),
+    "from-autoresearch": (
+        "from autoresearch.prepared import load_train\n",
+        r"train\.py line \d+: `from autoresearch\.prepared import \.\.\.` is not allowed",
+    ),
     "eval-exec": ('X = eval("1 + 1")\nexec("Y = 2")\n', r"train\.py line \d+: eval\(\) runs code this check cannot"),
 }
 
@@ -520,13 +584,14 @@ def test_torn_last_line_is_moved_aside(proj):
     assert aside.read_bytes() == torn
     assert_failed_step(proj, before, "invalid", cand, committed=False)
     text = (proj.path / "results.tsv").read_bytes()
-    assert text.startswith(before.ledger_bytes) and text[len(before.ledger_bytes):].count(b"\n") == 1
+    assert text.startswith(before.ledger_bytes) and text[len(before.ledger_bytes) :].count(b"\n") == 1
     assert text.endswith(b"\n") and b"deadbeef" not in text
     proj.write("train.py", before.train)
 
 
 # ---------------------------------------------------------------------------
 # The work tree and the branch
+
 
 def test_dirty_tree_is_invalid_naming_the_files(proj):
     before = Before(proj)
@@ -538,7 +603,8 @@ def test_dirty_tree_is_invalid_naming_the_files(proj):
     rec = iter_json(proj, before.iter)
     assert rec["status"] == "invalid" and rec["reason"] == (
         "only train.py may change, but these differ from the incumbent: README.md, helper.py; "
-        "undo them (git checkout -- FILE, or delete new files)")
+        "undo them (git checkout -- FILE, or delete new files)"
+    )
     assert f"| INVALID, nothing committed | {rec['reason']} |" in verdict(r, before.iter)
     # the human's files are theirs: named, not touched
     assert proj.read("README.md").endswith("edited by hand\n") and (proj.path / "helper.py").exists()
@@ -555,8 +621,10 @@ def test_detached_head_and_a_moved_branch_are_refused(proj):
     proj.git("checkout", "-q", "--detach")
     r = proj.cli("step")
     assert (r.returncode, r.stdout) == (2, ""), r.stdout + r.stderr
-    assert r.stderr == (f"error: the work tree is on a detached HEAD, not on the run's branch {BRANCH}: "
-                        f"`git checkout {BRANCH}` (or `uv run autoresearch start {TAG}`), then step again\n")
+    assert r.stderr == (
+        f"error: the work tree is on a detached HEAD, not on the run's branch {BRANCH}: "
+        f"`git checkout {BRANCH}` (or `uv run autoresearch start {TAG}`), then step again\n"
+    )
     assert proj.git("rev-parse", "HEAD") == before.head and proj.read("train.py") == cand
     proj.git("checkout", "-q", BRANCH)
 
@@ -564,9 +632,11 @@ def test_detached_head_and_a_moved_branch_are_refused(proj):
     moved = proj.git("rev-parse", "HEAD")
     r = proj.cli("step")
     assert (r.returncode, r.stdout) == (2, ""), r.stdout + r.stderr
-    assert r.stderr == (f"error: branch {BRANCH} was moved by hand to {moved[:8]}; the ratchet's incumbent is "
-                        f"{before.head[:8]}. Put it back with `git reset --keep {before.head[:12]}` (your commit "
-                        "stays in the reflog), then step again\n")
+    assert r.stderr == (
+        f"error: branch {BRANCH} was moved by hand to {moved[:8]}; the ratchet's incumbent is "
+        f"{before.head[:8]}. Put it back with `git reset --keep {before.head[:12]}` (your commit "
+        "stays in the reflog), then step again\n"
+    )
     assert proj.git("rev-parse", "HEAD") == moved and proj.read("train.py") == cand
     proj.git("reset", "-q", "--keep", before.head)
     # nothing was recorded or changed by either refusal
@@ -579,6 +649,7 @@ def test_detached_head_and_a_moved_branch_are_refused(proj):
 
 # ---------------------------------------------------------------------------
 # kill -9 of `step` at each stage; the next command finishes or undoes it and records it
+
 
 def test_kill_before_the_commit(proj):
     before = Before(proj)
@@ -601,7 +672,7 @@ def test_kill_before_the_commit(proj):
     proj.write("train.py", before.train)
 
 
-SLEEPER = r'''
+SLEEPER = r"""
 OUT = "{out}"
 
 
@@ -610,15 +681,18 @@ def build_pipeline(params):
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     open(os.path.join(OUT, "grandchild"), "w").write(str(child.pid))
     time.sleep(600)
-'''
+"""
 
 
 def test_kill_during_evaluation(proj, tmp_path):
     """The evaluation dies with the step (PDEATHSIG); the grandchild it started does not, until the next
     command kills everything carrying the run's token."""
     before = Before(proj)
-    cand = source("killed during evaluation", SLEEPER.format(out=tmp_path),
-                  "import os\nimport subprocess\nimport sys\nimport time\n")
+    cand = source(
+        "killed during evaluation",
+        SLEEPER.format(out=tmp_path),
+        "import os\nimport subprocess\nimport sys\nimport time\n",
+    )
     proj.write("train.py", cand)
     p = spawn(proj, "step")
     try:
@@ -631,15 +705,17 @@ def test_kill_during_evaluation(proj, tmp_path):
     assert proj.git("rev-parse", "HEAD") == before.head and rows(proj) == before.rows
     r = proj.cli("status")
     assert r.returncode == 0, r.stderr
-    assert (f"recovered: iter {before.iter} was interrupted and is now recorded as CRASH (reverted) "
-            "(interrupted: the step was killed during evaluation)") in r.stdout
+    assert (
+        f"recovered: iter {before.iter} was interrupted and is now recorded as CRASH (reverted) "
+        "(interrupted: the step was killed during evaluation)"
+    ) in r.stdout
     wait_for(lambda: not running(grandchild), 5, "the grandchild to die")
     assert carrying(token) == [] and left_in(proj) == []
     rec = assert_failed_step(proj, before, "crash", cand)
     assert rec["reason"] == "interrupted: the step was killed during evaluation"
 
 
-SLOW_HOLDOUT = r'''
+SLOW_HOLDOUT = r"""
 def pause_on_the_whole_train_part(X):
     if len(X) > 3000:  # CV fits see ~2667 rows; only the holdout fit, after the verdict, sees all 4000
         time.sleep(3)
@@ -650,21 +726,30 @@ def build_pipeline(params):
     model = lgb.LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=15, random_state=SEED,
                                n_jobs=N_JOBS, verbose=-1)
     return make_pipeline(FunctionTransformer(pause_on_the_whole_train_part), model)
-'''
+"""
 
 
 def test_kill_between_the_verdict_and_the_ledger(proj):
     """A kept candidate: killed while its holdout is scored, after the verdict is journalled and before the
     branch moves or the row is written. The next command scores it again, moves the branch, writes the row."""
     before = Before(proj)
-    cand = source("LightGBM, killed before its row", SLOW_HOLDOUT,
-                  "import time\n\nimport lightgbm as lgb\nfrom sklearn.pipeline import make_pipeline\n"
-                  "from sklearn.preprocessing import FunctionTransformer\n\nfrom prepare import N_JOBS, SEED\n")
+    cand = source(
+        "LightGBM, killed before its row",
+        SLOW_HOLDOUT,
+        "import time\n\nimport lightgbm as lgb\nfrom sklearn.pipeline import make_pipeline\n"
+        "from sklearn.preprocessing import FunctionTransformer\n\nfrom prepare import N_JOBS, SEED\n",
+    )
     proj.write("train.py", cand)
     p = spawn(proj, "step")
     try:
-        wait_for(lambda: (json.loads(pending_path(proj).read_text()) if pending_path(proj).exists() else {})
-                 .get("stage") == "decided", BUDGET + 30, "the verdict")
+        wait_for(
+            lambda: (
+                (json.loads(pending_path(proj).read_text()) if pending_path(proj).exists() else {}).get("stage")
+                == "decided"
+            ),
+            BUDGET + 30,
+            "the verdict",
+        )
     finally:
         kill9(p)
     pending = json.loads(pending_path(proj).read_text())
@@ -674,8 +759,9 @@ def test_kill_between_the_verdict_and_the_ledger(proj):
     assert rows(proj) == before.rows
     r = proj.cli("status")
     assert r.returncode == 0, r.stderr
-    assert re.search(rf"recovered: iter {before.iter} was interrupted and is now recorded as KEPT \(better with p=",
-                     r.stdout), r.stdout
+    assert re.search(
+        rf"recovered: iter {before.iter} was interrupted and is now recorded as KEPT \(better with p=", r.stdout
+    ), r.stdout
     new = rows(proj)
     assert new[:-1] == before.rows and [new[-1]["iter"], new[-1]["status"]] == [str(before.iter), "keep"]
     assert proj.git("rev-parse", "HEAD") == cand_commit and proj.git("rev-parse", "HEAD~1") == before.head
@@ -722,8 +808,10 @@ def test_kill_during_the_revert(proj, tmp_path):
     assert proj.git("rev-parse", "HEAD") == before.head and rows(proj) == before.rows
     r = proj.cli("status")
     assert r.returncode == 0, r.stderr
-    assert (f"recovered: iter {before.iter} was interrupted and is now recorded as CRASH (reverted) "
-            "(RuntimeError: crash on purpose)") in r.stdout
+    assert (
+        f"recovered: iter {before.iter} was interrupted and is now recorded as CRASH (reverted) "
+        "(RuntimeError: crash on purpose)"
+    ) in r.stdout
     assert_failed_step(proj, before, "crash", cand)
     assert left_in(proj) == []
 
@@ -737,8 +825,15 @@ PAGE = 4096
 def pad_ledger(proj, size: int) -> None:
     """Rows of an earlier run (another tag) until results.tsv is exactly `size` bytes."""
     path = proj.path / "results.tsv"
-    row = lambda i, n: ledger.format_row({"iter": i, "tag": "earlier", "time": "2024-01-01T00:00:00",  # noqa: E731
-                                          "status": "discard", "hypothesis": "x" * n}).encode()
+    row = lambda i, n: ledger.format_row(
+        {
+            "iter": i,
+            "tag": "earlier",
+            "time": "2024-01-01T00:00:00",  # noqa: E731
+            "status": "discard",
+            "hypothesis": "x" * n,
+        }
+    ).encode()
     stub = len(row(0, 0)) + 2  # iteration numbers may take more digits
     rows_, gap, i = [], size - path.stat().st_size, 0
     while gap > 0:
@@ -762,8 +857,9 @@ class TmpfsDisk:
         self.proj, self.mnt = proj, where / "disk"
         self.mnt.mkdir()
         size = 64 * PAGE
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},nr_inodes=16", "tmpfs", str(self.mnt)],
-                           capture_output=True)
+        r = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},nr_inodes=16", "tmpfs", str(self.mnt)], capture_output=True
+        )
         if r.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here ({r.stderr.decode().strip()}); the rlimit variant covers it")
         ledger_file = proj.path / "results.tsv"
@@ -830,8 +926,11 @@ def test_full_disk_during_the_ledger_append(proj, tmp_path, disk_kind):
     disk = disk_kind(proj, tmp_path)
     try:
         for cand, status, label in (
-            (source("crash on a full disk", "raise RuntimeError('crash on purpose')\n", ""), "crash",
-             "CRASH (reverted) (RuntimeError: crash on purpose)"),
+            (
+                source("crash on a full disk", "raise RuntimeError('crash on purpose')\n", ""),
+                "crash",
+                "CRASH (reverted) (RuntimeError: crash on purpose)",
+            ),
             (model("invalid on a full disk", extra="import prepare\n"), "invalid", "INVALID (train.py line"),
         ):
             before = Before(proj)
@@ -840,9 +939,11 @@ def test_full_disk_during_the_ledger_append(proj, tmp_path, disk_kind):
             proj.write("train.py", cand)
             r = disk.step()
             assert (r.returncode, r.stdout) == (2, ""), r.stdout + r.stderr
-            assert r.stderr == (f"error: {proj.path / 'results.tsv'}: could not append the row ({disk.error}); "
-                                "free disk space and run `uv run autoresearch status` to record it (the step's "
-                                "verdict is kept in .autoresearch/runs/<tag>/pending.json until then)\n")
+            assert r.stderr == (
+                f"error: {proj.path / 'results.tsv'}: could not append the row ({disk.error}); "
+                "free disk space and run `uv run autoresearch status` to record it (the step's "
+                "verdict is kept in .autoresearch/runs/<tag>/pending.json until then)\n"
+            )
             assert (proj.path / "results.tsv").read_bytes() == full  # no torn row
             assert json.loads(pending_path(proj).read_text())["record"]["status"] == status
             assert proj.git("rev-parse", "HEAD") == before.head

@@ -44,20 +44,40 @@ LATIN1 = ("name,y\n" + "".join(f"caf\xe9 {i},{i % 2}\n" for i in range(30))).enc
 
 # id: (data path, bytes to write there or a maker, extra config, the message's telling part)
 CASES = {
-    "no-such-file": ("tables/nope.csv", None, {},
-                     "data = 'tables/nope.csv': no such file ({root}/tables/nope.csv); fix the path in pyproject.toml"),
+    "no-such-file": (
+        "tables/nope.csv",
+        None,
+        {},
+        "data = 'tables/nope.csv': no such file ({root}/tables/nope.csv); fix the path in pyproject.toml",
+    ),
     "a-folder": ("tables", None, {}, "data = 'tables': {root}/tables is a folder, not a file"),
     "a-fifo": ("tables/pipe.csv", "fifo", {}, "data = 'tables/pipe.csv': {root}/tables/pipe.csv is"),
     "unreadable": ("tables/locked.csv", "chmod000", {}, "cannot read {root}/tables/locked.csv (permission denied)"),
     "latin-1": ("tables/latin.csv", LATIN1, {}, "latin.csv is not UTF-8"),
-    "one-class": ("tables/one.csv", csv(frame().assign(y="yes")), {},
-                  "target 'y' has a single value ('yes'): there is nothing to learn; pick another target"),
-    "nan-target": ("tables/nan.csv", with_nan_target(), {},
-                   "target 'y' is missing in 2 of 120 rows; drop those rows from the file"),
-    "reserved-column": ("tables/reserved.csv", csv(frame().rename(columns={"cat": "__index_level_0__"})), {},
-                        "column '__index_level_0__' starts with '__', which the harness and pandas/pyarrow reserve"),
-    "bad-config": ("tables/ok.csv", csv(frame()), {"folds": 1},
-                   "pyproject.toml [tool.autoresearch]: field 'folds' = 1 is invalid; use a whole number from 2 to 50"),
+    "one-class": (
+        "tables/one.csv",
+        csv(frame().assign(y="yes")),
+        {},
+        "target 'y' has a single value ('yes'): there is nothing to learn; pick another target",
+    ),
+    "nan-target": (
+        "tables/nan.csv",
+        with_nan_target(),
+        {},
+        "target 'y' is missing in 2 of 120 rows; drop those rows from the file",
+    ),
+    "reserved-column": (
+        "tables/reserved.csv",
+        csv(frame().rename(columns={"cat": "__index_level_0__"})),
+        {},
+        "column '__index_level_0__' starts with '__', which the harness and pandas/pyarrow reserve",
+    ),
+    "bad-config": (
+        "tables/ok.csv",
+        csv(frame()),
+        {"folds": 1},
+        "pyproject.toml [tool.autoresearch]: field 'folds' = 1 is invalid; use a whole number from 2 to 50",
+    ),
 }
 
 

@@ -33,13 +33,16 @@ BAD_R = Y_REG + [1.5, -2.0, 1.0, -1.0, 2.0, -1.5, 1.0, -2.0]
 X = pd.DataFrame({"x": range(8)})
 
 
-@pytest.mark.parametrize("name, task, higher, y, good, bad", [
-    ("roc_auc", "binary", True, Y_BIN, GOOD_P, BAD_P),
-    ("log_loss", "binary", False, Y_BIN, GOOD_P, BAD_P),
-    ("rmse", "regression", False, Y_REG, GOOD_R, BAD_R),
-    ("r2", "regression", True, Y_REG, GOOD_R, BAD_R),
-    ("neg_mean_absolute_error", "regression", False, Y_REG, GOOD_R, BAD_R),
-])
+@pytest.mark.parametrize(
+    "name, task, higher, y, good, bad",
+    [
+        ("roc_auc", "binary", True, Y_BIN, GOOD_P, BAD_P),
+        ("log_loss", "binary", False, Y_BIN, GOOD_P, BAD_P),
+        ("rmse", "regression", False, Y_REG, GOOD_R, BAD_R),
+        ("r2", "regression", True, Y_REG, GOOD_R, BAD_R),
+        ("neg_mean_absolute_error", "regression", False, Y_REG, GOOD_R, BAD_R),
+    ],
+)
 def test_direction_and_improvement(name, task, higher, y, good, bad):
     metric = resolve_metric(name, task)
     assert metric.higher_is_better is higher

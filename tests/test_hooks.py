@@ -24,11 +24,23 @@ def proj(tmp_path_factory):
 
 
 def hook(proj, event: str, payload: dict) -> dict | None:
-    payload = {"session_id": "s1", "transcript_path": "/dev/null", "cwd": str(proj.path),
-               "hook_event_name": event, "permission_mode": "default", **payload}
+    payload = {
+        "session_id": "s1",
+        "transcript_path": "/dev/null",
+        "cwd": str(proj.path),
+        "hook_event_name": event,
+        "permission_mode": "default",
+        **payload,
+    }
     arg = {"PreToolUse": "guard", "Stop": "stop", "SessionStart": "session-start"}[event]
-    r = subprocess.run([str(proj.path / HOOK), arg], input=json.dumps(payload), capture_output=True, text=True,
-                       env={**os.environ, "CLAUDE_PROJECT_DIR": str(proj.path)}, timeout=30)
+    r = subprocess.run(
+        [str(proj.path / HOOK), arg],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CLAUDE_PROJECT_DIR": str(proj.path)},
+        timeout=30,
+    )
     assert r.returncode == 0, r.stderr
     if not r.stdout.strip():
         return None
@@ -44,8 +56,9 @@ def tool(name, **inp):
 
 
 def test_edit_of_prepare_denied_and_train_allowed(proj):
-    out = hook(proj, "PreToolUse", tool("Edit", file_path=str(proj.path / "prepare.py"), old_string="a",
-                                        new_string="b"))
+    out = hook(
+        proj, "PreToolUse", tool("Edit", file_path=str(proj.path / "prepare.py"), old_string="a", new_string="b")
+    )
     assert decision(out) == "deny"
     assert "only train.py" in out["hookSpecificOutput"]["permissionDecisionReason"]
     for name in ("train.py", "notes.md"):
@@ -55,44 +68,50 @@ def test_edit_of_prepare_denied_and_train_allowed(proj):
     assert decision(hook(proj, "PreToolUse", tool("Edit", file_path="/etc/passwd"))) == "deny"
 
 
-@pytest.mark.parametrize("command", [
-    "sed -i 's/FOLDS/2/' prepare.py",
-    "echo x >> pyproject.toml",
-    "cp /tmp/x autoresearch/ratchet.py",
-    "rm -rf .autoresearch/",
-    "cat data/holdout.parquet",
-    "head -5 data/train.parquet",
-    "python -c 'import pandas as pd; print(pd.read_parquet(\"data/train.parquet\").shape)'",
-    "uv run python -c 'print(1)'",
-    "python3 train.py",
-    "uv run autoresearch stop",
-    "uv run autoresearch report",
-    "git reset --hard HEAD~1",
-    "git commit -am x",
-    "git checkout main",
-    "pip install xgboost",
-    "uv add catboost",
-    "curl https://example.com",
-    "cat .autoresearch/runs/hooks/holdout.jsonl",
-    "sed -i 's/a/b/' train.py",
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "sed -i 's/FOLDS/2/' prepare.py",
+        "echo x >> pyproject.toml",
+        "cp /tmp/x autoresearch/ratchet.py",
+        "rm -rf .autoresearch/",
+        "cat data/holdout.parquet",
+        "head -5 data/train.parquet",
+        "python -c 'import pandas as pd; print(pd.read_parquet(\"data/train.parquet\").shape)'",
+        "uv run python -c 'print(1)'",
+        "python3 train.py",
+        "uv run autoresearch stop",
+        "uv run autoresearch report",
+        "git reset --hard HEAD~1",
+        "git commit -am x",
+        "git checkout main",
+        "pip install xgboost",
+        "uv add catboost",
+        "curl https://example.com",
+        "cat .autoresearch/runs/hooks/holdout.jsonl",
+        "sed -i 's/a/b/' train.py",
+    ],
+)
 def test_bash_denied(proj, command):
     out = hook(proj, "PreToolUse", tool("Bash", command=command))
     assert decision(out) == "deny", command
     assert "autoresearch guard" in out["hookSpecificOutput"]["permissionDecisionReason"]
 
 
-@pytest.mark.parametrize("command", [
-    "uv run autoresearch step",
-    "uv run autoresearch status",
-    "uv run autoresearch sweep --trials 20",
-    "uv run train.py",
-    "git log --oneline -5",
-    "git diff HEAD~1 -- train.py",
-    "git status --short",
-    "git checkout refs/autoresearch/hooks/discarded/4 -- train.py",
-    "cat .autoresearch/runs/hooks/logs/3.log",
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "uv run autoresearch step",
+        "uv run autoresearch status",
+        "uv run autoresearch sweep --trials 20",
+        "uv run train.py",
+        "git log --oneline -5",
+        "git diff HEAD~1 -- train.py",
+        "git status --short",
+        "git checkout refs/autoresearch/hooks/discarded/4 -- train.py",
+        "cat .autoresearch/runs/hooks/logs/3.log",
+    ],
+)
 def test_bash_allowed(proj, command):
     assert hook(proj, "PreToolUse", tool("Bash", command=command)) is None, command
 
@@ -120,7 +139,7 @@ def test_stop_gate(proj):
     incumbent = proj.git("rev-parse", "HEAD")
     proj.write("README.md", "moved\n")
     proj.commit_all("a commit the ratchet did not make")
-    proj.write("train.py", proj.read("train.py").replace("C\": 1.0", "C\": 0.5"))
+    proj.write("train.py", proj.read("train.py").replace('C": 1.0', 'C": 0.5'))
     for _ in range(3):
         r = proj.cli("step")
         assert r.returncode == 2 and "moved by hand" in r.stderr

@@ -34,16 +34,19 @@ def test_corrected_p_matches_the_formula():
     assert better == pytest.approx(stats.t.sf(t, n - 1), abs=1e-12) and better + worse == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("cand, kw, status", [
-    (shifted(0.01), {}, kr.KEEP),                           # a clear gain
-    (shifted(-0.01), {}, kr.DISCARD),                       # a clear loss
-    (shifted(0.0005, wobble=0.01), {}, kr.NOOP),            # noise
-    (shifted(0.0005, wobble=0.01), {"fewer_lines": True}, kr.SIMPLIFY),
-    (shifted(0.01), {"min_delta": 0.02}, kr.NOOP),          # significant but below min_delta
-    (shifted(-0.01), {"fewer_lines": True}, kr.DISCARD),    # shorter but worse is still worse
-    (shifted(0.0005, wobble=0.01), {"rule": "strict"}, kr.KEEP),  # strict keeps any higher mean
-    (list(INC), {}, kr.NOOP),                               # identical scores
-])
+@pytest.mark.parametrize(
+    "cand, kw, status",
+    [
+        (shifted(0.01), {}, kr.KEEP),  # a clear gain
+        (shifted(-0.01), {}, kr.DISCARD),  # a clear loss
+        (shifted(0.0005, wobble=0.01), {}, kr.NOOP),  # noise
+        (shifted(0.0005, wobble=0.01), {"fewer_lines": True}, kr.SIMPLIFY),
+        (shifted(0.01), {"min_delta": 0.02}, kr.NOOP),  # significant but below min_delta
+        (shifted(-0.01), {"fewer_lines": True}, kr.DISCARD),  # shorter but worse is still worse
+        (shifted(0.0005, wobble=0.01), {"rule": "strict"}, kr.KEEP),  # strict keeps any higher mean
+        (list(INC), {}, kr.NOOP),  # identical scores
+    ],
+)
 def test_verdicts(cand, kw, status):
     assert kr.decide(cand, INC, higher_is_better=True, ratio=0.25, **kw).status == status
 
@@ -86,11 +89,14 @@ def test_a_borderline_first_look_asks_for_a_second_and_is_not_kept_yet():
     assert v.look_again and v.status == kr.NOOP and one_look.status == kr.NOOP
 
 
-@pytest.mark.parametrize("cand, kw", [
-    (shifted(-0.004, wobble=0.01), {}),                     # worse on the mean: nothing to confirm
-    (shifted(0.0005, wobble=0.01), {"fewer_lines": True}),  # kept as a simplification anyway
-    (shifted(-0.01), {}),                                   # clearly worse
-])
+@pytest.mark.parametrize(
+    "cand, kw",
+    [
+        (shifted(-0.004, wobble=0.01), {}),  # worse on the mean: nothing to confirm
+        (shifted(0.0005, wobble=0.01), {"fewer_lines": True}),  # kept as a simplification anyway
+        (shifted(-0.01), {}),  # clearly worse
+    ],
+)
 def test_no_second_look(cand, kw):
     assert not first_look(cand, **kw).look_again
 

@@ -22,7 +22,7 @@ from autoresearch import keep_rule, ledger
 
 BUDGET = 30
 
-LGBM = '''
+LGBM = """
 import lightgbm as lgb
 
 from prepare import N_JOBS, SEED
@@ -37,7 +37,7 @@ def build_pipeline(params):
                               num_leaves=params["num_leaves"], random_state=params["seed"],
                               n_jobs=N_JOBS, verbose=-1)
 {extra}
-'''
+"""
 
 
 def lgbm(hypothesis, category="model", n=200, lr=0.05, seed=0, extra=""):
@@ -46,8 +46,7 @@ def lgbm(hypothesis, category="model", n=200, lr=0.05, seed=0, extra=""):
 
 @pytest.fixture(scope="module")
 def proj(tmp_path_factory):
-    p = make_project(tmp_path_factory.mktemp("ratchet") / "proj",
-                     config={"folds": 3, "repeats": 2, "budget_s": BUDGET})
+    p = make_project(tmp_path_factory.mktemp("ratchet") / "proj", config={"folds": 3, "repeats": 2, "budget_s": BUDGET})
     return p
 
 
@@ -72,8 +71,10 @@ def test_ratchet_sequence(proj):
     assert r.returncode == 0, r.stderr
     assert "run:       e2e on branch autoresearch/e2e (new)" in r.stdout
     strong = keep_rule.keep_threshold(0.04 * keep_rule.STRONG_SHARE, 6 - 1)  # 3 folds x 2 repeats
-    assert (f"keep rule: paired corrected t-test, alpha 0.04: Δ > {strong:.2f} × the ± of its step line keeps at once"
-            in r.stdout), r.stdout
+    assert (
+        f"keep rule: paired corrected t-test, alpha 0.04: Δ > {strong:.2f} × the ± of its step line keeps at once"
+        in r.stdout
+    ), r.stdout
     OUTPUTS.append(r.stdout + r.stderr)
     assert proj.git("rev-parse", "--abbrev-ref", "HEAD") == "autoresearch/e2e"
     base_commit = proj.git("rev-parse", "HEAD")
@@ -138,8 +139,13 @@ def test_ratchet_sequence(proj):
     # -- kill -9 in the middle of a step: the next command records it, the branch is consistent
     proj.write("train.py", lgbm("killed mid-step", n=220))
     env = {**os.environ}
-    child = subprocess.Popen([sys.executable, "-m", "autoresearch.cli", "step"], cwd=proj.path, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "autoresearch.cli", "step"],
+        cwd=proj.path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     pending = proj.path / ".autoresearch/runs/e2e/pending.json"
     deadline = time.monotonic() + 60
     while not pending.exists() and time.monotonic() < deadline:
@@ -160,8 +166,16 @@ def test_ratchet_sequence(proj):
 
     # -- the ledger: one row per step, in order, with the right statuses
     statuses = [(x["iter"], x["status"]) for x in rows(proj)]
-    assert statuses == [("0", "baseline"), ("1", "keep"), ("2", "discard"), ("3", "noop"), ("4", "crash"),
-                        ("5", "timeout"), ("6", "invalid"), ("7", "crash")]
+    assert statuses == [
+        ("0", "baseline"),
+        ("1", "keep"),
+        ("2", "discard"),
+        ("3", "noop"),
+        ("4", "crash"),
+        ("5", "timeout"),
+        ("6", "invalid"),
+        ("7", "crash"),
+    ]
     # -- the branch holds exactly the kept commits
     log = proj.git("log", "--format=%s", "main..autoresearch/e2e").splitlines()
     assert log == ["LightGBM instead of logistic regression"]

@@ -22,7 +22,7 @@ from conftest import make_project
 from autoresearch import keep_rule, ledger
 
 TAG = "night"
-LGBM = '''
+LGBM = """
 import lightgbm as lgb
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -45,7 +45,7 @@ def build_pipeline(params):
     model = lgb.LGBMClassifier(n_estimators=params["n_estimators"], learning_rate=params["learning_rate"],
                                num_leaves=params["num_leaves"], random_state=params["seed"], n_jobs=N_JOBS, verbose=-1)
     return Pipeline([("features", FunctionTransformer(add_total_charge)), ("model", model)])
-{extra}'''
+{extra}"""
 
 
 def lgbm(hypothesis, category="model", seed=0, extra=""):
@@ -67,8 +67,13 @@ def proj(tmp_path_factory):
     # a crash that takes its time: the report is written while this step holds the run lock
     slow_crash = "import time\ntime.sleep(8)\nraise RuntimeError('on purpose')\n"
     p.write("train.py", lgbm("broken on purpose", extra=slow_crash))
-    step = subprocess.Popen([sys.executable, "-m", "autoresearch.cli", "step"], cwd=p.path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    step = subprocess.Popen(
+        [sys.executable, "-m", "autoresearch.cli", "step"],
+        cwd=p.path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     pending = p.path / f".autoresearch/runs/{TAG}/pending.json"
     deadline = time.monotonic() + 120
     while not pending.exists() and time.monotonic() < deadline and step.poll() is None:
@@ -101,12 +106,16 @@ def test_report_numbers_match_the_ledger_and_holdout(proj, report):
     assert sorted(hold) == [0, 1]
     md = proj.read(f"reports/{TAG}/report.md")
     f = lambda row, key: float(row[key])  # noqa: E731
-    assert (f"| baseline | 0 | `{base['commit'][:8]}` | {f(base, 'metric'):.4f} ± {f(base, 'se'):.4f} | "
-            f"{hold[0]:.4f} |") in md
-    assert (f"| best | 1 | `{kept['commit'][:8]}` | {f(kept, 'metric'):.4f} ± {f(kept, 'se'):.4f} | "
-            f"{hold[1]:.4f} |") in md
-    assert (f"| 1 | 1 | `{kept['commit'][:8]}` | {f(kept, 'metric'):.4f} | {f(kept, 'delta'):+.4f} | "
-            f"{f(kept, 'p_value'):.2g} | {hold[1]:.4f} | model | LightGBM with a total charge feature |") in md
+    assert (
+        f"| baseline | 0 | `{base['commit'][:8]}` | {f(base, 'metric'):.4f} ± {f(base, 'se'):.4f} | {hold[0]:.4f} |"
+    ) in md
+    assert (
+        f"| best | 1 | `{kept['commit'][:8]}` | {f(kept, 'metric'):.4f} ± {f(kept, 'se'):.4f} | {hold[1]:.4f} |"
+    ) in md
+    assert (
+        f"| 1 | 1 | `{kept['commit'][:8]}` | {f(kept, 'metric'):.4f} | {f(kept, 'delta'):+.4f} | "
+        f"{f(kept, 'p_value'):.2g} | {hold[1]:.4f} | model | LightGBM with a total charge feature |"
+    ) in md
     # attribution: model = the keep and the crash, params = the swept noop
     assert f"| model | 2 | 1 | 50% | {f(kept, 'delta'):+.4f} |" in md
     assert "| params | 1 | 0 | 0% | +0.0000 |" in md
@@ -149,8 +158,13 @@ def test_holdout_on_a_terminal_or_when_asked(proj):
     asked = proj.cli("report", "--show-holdout")
     assert asked.returncode == 0 and f"holdout: baseline {hold[0]:.4f} → best {hold[1]:.4f}" in asked.stdout
     master, slave = pty.openpty()
-    proc = subprocess.run([sys.executable, "-m", "autoresearch.cli", "report"], cwd=proj.path, stdout=slave,
-                          stderr=subprocess.PIPE, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autoresearch.cli", "report"],
+        cwd=proj.path,
+        stdout=slave,
+        stderr=subprocess.PIPE,
+        timeout=120,
+    )
     os.close(slave)
     chunks = []
     while True:
@@ -219,9 +233,14 @@ def test_export_writes_model_metadata_and_source(proj, exported):
 def predict(proj, tmp_path, model, rows):
     env = {**os.environ, "PYTHONPATH": str(proj.path)}
     env.pop("VIRTUAL_ENV", None)
-    return subprocess.run([sys.executable, "-m", "autoresearch.cli", "predict", str(model), str(rows),
-                           "-o", str(tmp_path / "out.csv")], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "autoresearch.cli", "predict", str(model), str(rows), "-o", str(tmp_path / "out.csv")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def test_predict_reproduces_the_holdout_score_outside_the_project(proj, exported, tmp_path):

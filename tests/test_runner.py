@@ -127,8 +127,13 @@ def recorded(out: Path) -> tuple[list[tuple[str, int]], str | None]:
 def run(tmp_path: Path, mode: str, budget_s: float = 2.0, memory_mb: int = 2048):
     script, out = make_dirs(tmp_path)
     t0 = time.monotonic()
-    result = run_child([sys.executable, str(script), mode, str(out)], cwd=tmp_path, budget_s=budget_s,
-                       memory_mb=memory_mb, log_path=tmp_path / "run.log")
+    result = run_child(
+        [sys.executable, str(script), mode, str(out)],
+        cwd=tmp_path,
+        budget_s=budget_s,
+        memory_mb=memory_mb,
+        log_path=tmp_path / "run.log",
+    )
     return result, time.monotonic() - t0, *recorded(out)
 
 
@@ -179,12 +184,16 @@ def test_hanging_train_py_with_a_family_is_killed(tmp_path_factory, tmp_path):
     proj = make_project(tmp_path_factory.mktemp("hang") / "proj")
     prepare(load_config(proj.path))
     script, out = make_dirs(tmp_path)
-    train = proj.write("train.py", (
-        "import subprocess, sys, time\n"
-        "HYPOTHESIS = 'hang'\nCATEGORY = 'test'\nPARAMS = {}\n\n"
-        "def build_pipeline(params):\n"
-        f"    subprocess.Popen([sys.executable, {str(script)!r}, 'family', {str(out)!r}])\n"
-        "    time.sleep(10**6)\n"))
+    train = proj.write(
+        "train.py",
+        (
+            "import subprocess, sys, time\n"
+            "HYPOTHESIS = 'hang'\nCATEGORY = 'test'\nPARAMS = {}\n\n"
+            "def build_pipeline(params):\n"
+            f"    subprocess.Popen([sys.executable, {str(script)!r}, 'family', {str(out)!r}])\n"
+            "    time.sleep(10**6)\n"
+        ),
+    )
     # the child imports pandas and reads the folds before it reaches train.py: seconds on a quiet machine,
     # far more on a loaded one, so a budget spent before train.py got going is retried with a larger one
     for budget in (10, 40):
@@ -226,7 +235,7 @@ def test_output_flood_is_capped_and_the_run_ends_cleanly(tmp_path):
     assert LOG_HEAD_BYTES < len(log) <= LOG_HEAD_BYTES + LOG_TAIL_BYTES + 200
     assert log.startswith(b"flood xxx") and log.endswith(b"THE END\n")
     dropped = 100 * (1 << 20) + len(b"THE END\n") - LOG_HEAD_BYTES
-    marker = log[LOG_HEAD_BYTES: log.index(b"]\n", LOG_HEAD_BYTES) + 2]
+    marker = log[LOG_HEAD_BYTES : log.index(b"]\n", LOG_HEAD_BYTES) + 2]
     assert marker.startswith(b"\n[... ") and marker.endswith(b" bytes omitted: output over the log cap ...]\n")
     kept = len(log) - LOG_HEAD_BYTES - len(marker)
     assert int(marker.split()[1]) + kept == dropped  # head + omitted + tail == everything written

@@ -26,9 +26,12 @@ CONFIG = {"folds": 3, "repeats": 2, "budget_s": 60}
 
 
 def with_c(base: str, c: str, extra: str = "") -> str:
-    return (base.replace('"C": 1.0', f'"C": {c}')
-            .replace('HYPOTHESIS = "baseline: impute, scale, one-hot, then a linear model"', f'HYPOTHESIS = "C {c}"')
-            .replace('CATEGORY = "baseline"', 'CATEGORY = "params"') + extra)
+    return (
+        base.replace('"C": 1.0', f'"C": {c}')
+        .replace('HYPOTHESIS = "baseline: impute, scale, one-hot, then a linear model"', f'HYPOTHESIS = "C {c}"')
+        .replace('CATEGORY = "baseline"', 'CATEGORY = "params"')
+        + extra
+    )
 
 
 def run_dir(proj) -> Path:
@@ -80,13 +83,20 @@ def test_a_step_killed_during_its_second_look_is_recovered(proj, tmp_path):
     counter = tmp_path / "fits"
     # build_pipeline runs once per fold: the 7th call is the first fold of the candidate's confirm evaluation
     # (the incumbent is the untouched baseline: its confirm evaluation does not count)
-    sleeper = (f"\n\n_build = build_pipeline\n\n\ndef build_pipeline(params):\n"
-               f"    import pathlib, time\n    c = pathlib.Path({str(counter)!r})\n"
-               f"    n = int(c.read_text()) + 1 if c.exists() else 1\n    c.write_text(str(n))\n"
-               f"    if n > 6:\n        time.sleep(600)\n    return _build(params)\n")
+    sleeper = (
+        f"\n\n_build = build_pipeline\n\n\ndef build_pipeline(params):\n"
+        f"    import pathlib, time\n    c = pathlib.Path({str(counter)!r})\n"
+        f"    n = int(c.read_text()) + 1 if c.exists() else 1\n    c.write_text(str(n))\n"
+        f"    if n > 6:\n        time.sleep(600)\n    return _build(params)\n"
+    )
     proj.write("train.py", with_c(proj.read("train.py"), "0.3", sleeper))
-    child = subprocess.Popen([sys.executable, "-m", "autoresearch.cli", "step"], cwd=proj.path, env={**os.environ},
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "autoresearch.cli", "step"],
+        cwd=proj.path,
+        env={**os.environ},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     pending = proj.path / ".autoresearch/runs/look2/pending.json"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -121,20 +131,53 @@ def test_confirm_repeats_zero_is_one_look(tmp_path):
 
 @pytest.mark.parametrize("status, whose", [("keep", ""), ("noop", " (this reverted candidate)")])
 def test_the_budget_warning_says_whose_evaluation_it_was(status, whose):
-    rec = {"iter": 4, "tag": "t", "status": status, "hypothesis": "a vote", "category": "ensemble", "mean": 0.9,
-           "delta": 0.001, "se_delta": 0.004, "p_value": 0.4, "wall_s": 99.0, "budget_share": 0.82}
+    rec = {
+        "iter": 4,
+        "tag": "t",
+        "status": status,
+        "hypothesis": "a vote",
+        "category": "ensemble",
+        "mean": 0.9,
+        "delta": 0.001,
+        "se_delta": 0.004,
+        "p_value": 0.4,
+        "wall_s": 99.0,
+        "budget_share": 0.82,
+    }
     assert ratchet.one_line(rec, "roc_auc").endswith(f"| warning: used 82% of the evaluation budget{whose}")
 
 
-@pytest.mark.parametrize("extra, near", [
-    ({"delta": 0.002, "p_value": 0.21}, True),                          # Δ > 0 and p < 0.3
-    ({"delta": 0.002, "p_value": 0.30}, False),                         # p = LOOK_P: not a near-miss
-    ({"delta": -0.001, "p_value": 0.6}, False),
-    ({"delta": 0.003, "p_value": 0.2, "p_first": 0.15, "looks": 2, "confirm_delta": 0.0, "confirm_scores": [0.9],
-      "confirm_se": 0.001}, True),                                      # a second look that did not confirm
-])
+@pytest.mark.parametrize(
+    "extra, near",
+    [
+        ({"delta": 0.002, "p_value": 0.21}, True),  # Δ > 0 and p < 0.3
+        ({"delta": 0.002, "p_value": 0.30}, False),  # p = LOOK_P: not a near-miss
+        ({"delta": -0.001, "p_value": 0.6}, False),
+        (
+            {
+                "delta": 0.003,
+                "p_value": 0.2,
+                "p_first": 0.15,
+                "looks": 2,
+                "confirm_delta": 0.0,
+                "confirm_scores": [0.9],
+                "confirm_se": 0.001,
+            },
+            True,
+        ),  # a second look that did not confirm
+    ],
+)
 def test_near_misses_are_marked_on_the_step_line(extra, near):
-    rec = {"iter": 3, "tag": "t", "status": "noop", "hypothesis": "h", "category": "features", "mean": 0.9,
-           "se_delta": 0.004, "wall_s": 9.0, **extra}
+    rec = {
+        "iter": 3,
+        "tag": "t",
+        "status": "noop",
+        "hypothesis": "h",
+        "category": "features",
+        "mean": 0.9,
+        "se_delta": 0.004,
+        "wall_s": 9.0,
+        **extra,
+    }
     label = "| NOOP (reverted, near-miss) |" if near else "| NOOP (reverted) |"
     assert label in ratchet.one_line(rec, "roc_auc")

@@ -22,12 +22,14 @@ from autoresearch.splits import load_folds
 def table(n=600):
     """A deterministic table without any RNG (identical on every platform): 15% positives, one text column."""
     i = np.arange(n)
-    return pd.DataFrame({
-        "x1": (i * 37 % 101) / 10.0,
-        "x2": np.where(i % 11 == 0, np.nan, (i * 13 % 29) / 3.0),
-        "color": np.array(["red", "green", "blue", "cyan"])[i * 7 % 4],
-        "y": np.where(i * 7 % 20 < 3, "yes", "no"),
-    })
+    return pd.DataFrame(
+        {
+            "x1": (i * 37 % 101) / 10.0,
+            "x2": np.where(i % 11 == 0, np.nan, (i * 13 % 29) / 3.0),
+            "color": np.array(["red", "green", "blue", "cyan"])[i * 7 % 4],
+            "y": np.where(i * 7 % 20 < 3, "yes", "no"),
+        }
+    )
 
 
 def prepared(root, df, **fields):
@@ -100,7 +102,7 @@ def test_folds_and_holdout_are_stratified(tmp_path, kind):
         assert len(np.intersect1d(tr, te)) == 0 and len(tr) + len(te) == len(train)
     # each repeat covers every train row once, and the two repeats are different draws
     for r in (0, 1):
-        tests = np.sort(np.concatenate([te for _, te in folds[3 * r: 3 * r + 3]]))
+        tests = np.sort(np.concatenate([te for _, te in folds[3 * r : 3 * r + 3]]))
         np.testing.assert_array_equal(tests, np.arange(len(train)))
     assert not np.array_equal(folds[0][1], folds[3][1])
 
@@ -163,12 +165,15 @@ def test_numeric_time_column(tmp_path):
         assert train["t"].iloc[tr].max() < train["t"].iloc[te].min()
 
 
-@pytest.mark.parametrize("values, message", [
-    (lambda n: ["2020-01-01"] * (n - 1) + [None], "is missing in 1 rows"),
-    (lambda n: ["soon", "later"] * (n // 2), "neither numbers nor dates"),
-    (lambda n: ["2020-01-01"] * n, "nothing is left to train on"),
-    (lambda n: ["2020-01-01"] * (n - 10) + ["2020-01-02"] * 10, "too few distinct times"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        (lambda n: ["2020-01-01"] * (n - 1) + [None], "is missing in 1 rows"),
+        (lambda n: ["soon", "later"] * (n // 2), "neither numbers nor dates"),
+        (lambda n: ["2020-01-01"] * n, "nothing is left to train on"),
+        (lambda n: ["2020-01-01"] * (n - 10) + ["2020-01-02"] * 10, "too few distinct times"),
+    ],
+)
 def test_bad_time_columns_are_clean_errors(tmp_path, values, message):
     df = table(100).assign(when=lambda d: values(len(d)))
     with pytest.raises(DataError, match=message):
@@ -177,11 +182,14 @@ def test_bad_time_columns_are_clean_errors(tmp_path, values, message):
 
 
 @pytest.mark.parametrize("kind", ["binary", "regression"])
-@pytest.mark.parametrize("stores, folds, message", [
-    (lambda i: np.where(i == 5, None, "s" + (i % 9).astype(str)), 3, "group_column 'store' is missing in 1 rows"),
-    (lambda i: "s" + (i % 3).astype(str), 3, "has 3 groups here, too few for the holdout split \\(at least 5\\)"),
-    (lambda i: "s" + (i % 6).astype(str), 10, r"has \d groups here, too few for 10 folds \(at least 10\)"),
-])
+@pytest.mark.parametrize(
+    "stores, folds, message",
+    [
+        (lambda i: np.where(i == 5, None, "s" + (i % 9).astype(str)), 3, "group_column 'store' is missing in 1 rows"),
+        (lambda i: "s" + (i % 3).astype(str), 3, "has 3 groups here, too few for the holdout split \\(at least 5\\)"),
+        (lambda i: "s" + (i % 6).astype(str), 10, r"has \d groups here, too few for 10 folds \(at least 10\)"),
+    ],
+)
 def test_bad_group_columns_are_clean_errors(tmp_path, kind, stores, folds, message):
     df = table(100).assign(store=lambda d: stores(np.arange(len(d))))
     if kind == "regression":

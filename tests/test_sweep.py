@@ -55,26 +55,29 @@ def build_pipeline(params):
 PARAMS = {"lr": 0.1, "leaves": 31, "model": "gbdt", "flag": True}
 
 
-@pytest.mark.parametrize("space, expect", [
-    ({}, "SEARCH_SPACE is empty"),
-    ([1, 2], "must be a dict"),
-    ({"depth": {"low": 1, "high": 8}}, "'depth' is not a key of PARAMS"),
-    ({"lr": {"low": 0.3, "high": 0.3}}, "the range is empty"),
-    ({"lr": {"low": 0.3, "high": 0.01}}, "the range is inverted"),
-    ({"lr": {"low": 0.0, "high": 0.3, "log": True}}, "'log': True needs low > 0"),
-    ({"lr": {"low": 0.01, "high": 0.05}}, "outside 0.01..0.05"),
-    ({"leaves": {"low": 8.0, "high": 128.0}}, "is an int but the range 8.0..128.0 has floats"),
-    ({"model": {"low": 1, "high": 3}}, "is a str, but the range is numeric"),
-    ({"flag": {"low": 0, "high": 1}}, "is a bool, but the range is numeric"),
-    ({"lr": {"low": 0.01, "high": 0.3, "step": 0.01}}, "unknown field 'step'"),
-    ({"lr": {"low": 0.01}}, "'high' is missing"),
-    ({"lr": {"low": 0.01, "high": 0.3, "log": "yes"}}, "'log' = 'yes' must be True or False"),
-    ({"model": {"choices": ["dart", "goss"]}}, "'gbdt' is not among the choices"),
-    ({"model": {"choices": ["gbdt", "dart"], "low": 1}}, "unknown field 'low' next to 'choices'"),
-    ({"model": {"choices": ["gbdt"]}}, "at least two values"),
-    ({"model": {"choices": ["gbdt", "gbdt", "dart"]}}, "lists a value twice"),
-    ({"lr": [0.01, 0.3]}, "must be a dict"),
-])
+@pytest.mark.parametrize(
+    "space, expect",
+    [
+        ({}, "SEARCH_SPACE is empty"),
+        ([1, 2], "must be a dict"),
+        ({"depth": {"low": 1, "high": 8}}, "'depth' is not a key of PARAMS"),
+        ({"lr": {"low": 0.3, "high": 0.3}}, "the range is empty"),
+        ({"lr": {"low": 0.3, "high": 0.01}}, "the range is inverted"),
+        ({"lr": {"low": 0.0, "high": 0.3, "log": True}}, "'log': True needs low > 0"),
+        ({"lr": {"low": 0.01, "high": 0.05}}, "outside 0.01..0.05"),
+        ({"leaves": {"low": 8.0, "high": 128.0}}, "is an int but the range 8.0..128.0 has floats"),
+        ({"model": {"low": 1, "high": 3}}, "is a str, but the range is numeric"),
+        ({"flag": {"low": 0, "high": 1}}, "is a bool, but the range is numeric"),
+        ({"lr": {"low": 0.01, "high": 0.3, "step": 0.01}}, "unknown field 'step'"),
+        ({"lr": {"low": 0.01}}, "'high' is missing"),
+        ({"lr": {"low": 0.01, "high": 0.3, "log": "yes"}}, "'log' = 'yes' must be True or False"),
+        ({"model": {"choices": ["dart", "goss"]}}, "'gbdt' is not among the choices"),
+        ({"model": {"choices": ["gbdt", "dart"], "low": 1}}, "unknown field 'low' next to 'choices'"),
+        ({"model": {"choices": ["gbdt"]}}, "at least two values"),
+        ({"model": {"choices": ["gbdt", "gbdt", "dart"]}}, "lists a value twice"),
+        ({"lr": [0.01, 0.3]}, "must be a dict"),
+    ],
+)
 def test_space_errors_name_the_key_and_the_fix(space, expect):
     with pytest.raises(SearchSpaceError) as e:
         search_space.validate(space, PARAMS)
@@ -82,16 +85,26 @@ def test_space_errors_name_the_key_and_the_fix(space, expect):
 
 
 def test_space_kinds_and_static_read():
-    dims = search_space.validate({"lr": {"low": 0.01, "high": 0.3, "log": True}, "leaves": {"low": 8, "high": 128},
-                                  "model": {"choices": ["gbdt", "dart"]}}, PARAMS)
-    assert [(d.name, d.kind, d.log) for d in dims] == [("lr", "float", True), ("leaves", "int", False),
-                                                       ("model", "categorical", False)]
+    dims = search_space.validate(
+        {
+            "lr": {"low": 0.01, "high": 0.3, "log": True},
+            "leaves": {"low": 8, "high": 128},
+            "model": {"choices": ["gbdt", "dart"]},
+        },
+        PARAMS,
+    )
+    assert [(d.name, d.kind, d.log) for d in dims] == [
+        ("lr", "float", True),
+        ("leaves", "int", False),
+        ("model", "categorical", False),
+    ]
     # a float knob may have whole-number bounds
     assert search_space.validate({"lr": {"low": 0, "high": 1}}, PARAMS)[0].kind == "float"
     # computed PARAMS values are fine unless searched; the space is read without running train.py
     params, dims = search_space.load(TRAIN)
-    assert params["seed"] is search_space.NOT_LITERAL and [d.name for d in dims] == list(ast.literal_eval(
-        TRAIN.split("SEARCH_SPACE = ")[1].split("\n}\n")[0] + "}"))
+    assert params["seed"] is search_space.NOT_LITERAL and [d.name for d in dims] == list(
+        ast.literal_eval(TRAIN.split("SEARCH_SPACE = ")[1].split("\n}\n")[0] + "}")
+    )
     with pytest.raises(SearchSpaceError, match="PARAMS\\['seed'\\] is computed"):
         search_space.validate({"seed": {"low": 0, "high": 9}}, params)
     with pytest.raises(SearchSpaceError, match="has no SEARCH_SPACE"):
@@ -168,8 +181,9 @@ def _outside(source: str, spans) -> list[bytes]:
 
 def test_rewrite_changes_only_the_values_and_declarations():
     changes = {"lr": 0.1234, "leaves": 57, "alpha": 0.25, "model": "dart", "scale": 3.5}
-    new = search_space.rewrite(TRICKY, changes, {"HYPOTHESIS": "sweep: 9 trials (4 pruned) over lr",
-                                                 "CATEGORY": "params"})
+    new = search_space.rewrite(
+        TRICKY, changes, {"HYPOTHESIS": "sweep: 9 trials (4 pruned) over lr", "CATEGORY": "params"}
+    )
     keys = list(changes)
     assert _outside(new, _spans(new, keys)) == _outside(TRICKY, _spans(TRICKY, keys))
     params = search_space.read_params(new)
@@ -186,8 +200,9 @@ def test_rewrite_changes_only_the_values_and_declarations():
 
 @pytest.fixture(scope="module")
 def proj(tmp_path_factory):
-    p = make_project(tmp_path_factory.mktemp("sweep") / "proj",
-                     config={"folds": 3, "repeats": 1, "budget_s": 60, "n_jobs": 1})
+    p = make_project(
+        tmp_path_factory.mktemp("sweep") / "proj", config={"folds": 3, "repeats": 1, "budget_s": 60, "n_jobs": 1}
+    )
     p.write("train.py", TRAIN)
     p.commit_all("LightGBM with a SEARCH_SPACE")
     r = p.cli("start", "sw")
@@ -236,8 +251,9 @@ def test_sweep_prunes_writes_params_and_hands_to_step(proj):
     assert "run `uv run autoresearch step`" in r.stdout and "search best: roc_auc" in r.stdout
     # the search ran on folds of its own: the incumbent's CV mean is not the sweep's score of the same PARAMS
     run = json.loads((proj.path / ".autoresearch/runs/sw/run.json").read_text())
-    assert info["current_value"] is not None and info["current_value"] != pytest.approx(run["incumbent"]["mean"],
-                                                                                         abs=1e-12)
+    assert info["current_value"] is not None and info["current_value"] != pytest.approx(
+        run["incumbent"]["mean"], abs=1e-12
+    )
     # the holdout is neither computed nor printed by the sweep
     hold = [json.loads(x) for x in (proj.path / ".autoresearch/runs/sw/holdout.jsonl").read_text().splitlines()]
     assert len(hold) == 1 and f"{hold[0]['holdout']:.4f}" not in r.stdout + r.stderr
@@ -267,8 +283,11 @@ def test_an_uncommitted_search_space_is_swept_and_kept(proj):
     text = proj.read("train.py")
     start = text.index("SEARCH_SPACE = {")
     end = text.index("\n}\n", start) + 3
-    narrowed = text[:start] + 'SEARCH_SPACE = {\n    "learning_rate": {"low": 0.01, "high": 0.3, "log": True},\n}\n' \
+    narrowed = (
+        text[:start]
+        + 'SEARCH_SPACE = {\n    "learning_rate": {"low": 0.01, "high": 0.3, "log": True},\n}\n'
         + text[end:]
+    )
     proj.write("train.py", narrowed)
     r = proj.cli("sweep", "--trials", "6", "--budget", str(BUDGET), "--study", "narrow")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -286,15 +305,30 @@ def test_two_machines_share_one_study_through_a_database(proj, tmp_path):
     subprocess.run(["git", "clone", "-q", "-b", "autoresearch/sw", str(proj.path), str(other)], check=True)
     for k, v in (("user.email", "b@example.invalid"), ("user.name", "b")):
         subprocess.run(["git", "config", k, v], cwd=other, check=True)
-    r = subprocess.run([sys.executable, "-m", "autoresearch.cli", "start", "sw"], cwd=other, capture_output=True,
-                       text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "autoresearch.cli", "start", "sw"], cwd=other, capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     url = f"sqlite:///{tmp_path}/optuna.db"
     # a trial cap ends it early on an idle machine; the budget leaves room for a loaded one
-    args = [sys.executable, "-m", "autoresearch.cli", "sweep", "--storage", url, "--budget", "45", "--trials", "12",
-            "--study", "net"]
-    machines = [subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                for cwd in (proj.path, other)]  # at the same moment: both create the database's schema
+    args = [
+        sys.executable,
+        "-m",
+        "autoresearch.cli",
+        "sweep",
+        "--storage",
+        url,
+        "--budget",
+        "45",
+        "--trials",
+        "12",
+        "--study",
+        "net",
+    ]
+    machines = [
+        subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for cwd in (proj.path, other)
+    ]  # at the same moment: both create the database's schema
     outs = [m.communicate(timeout=90)[0] for m in machines]
     assert [m.returncode for m in machines] == [0, 0], outs
     import optuna
@@ -302,8 +336,9 @@ def test_two_machines_share_one_study_through_a_database(proj, tmp_path):
     trials = optuna.load_study(study_name="net", storage=url).get_trials(deepcopy=False)
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     hosts = [json.loads((cwd / ".autoresearch/runs/sw/sweep.json").read_text()) for cwd in (proj.path, other)]
-    assert all(h["this_sweep"]["trials"] > 0 for h in hosts) and \
-        sum(h["this_sweep"]["trials"] for h in hosts) == len(trials)
+    assert all(h["this_sweep"]["trials"] > 0 for h in hosts) and sum(h["this_sweep"]["trials"] for h in hosts) == len(
+        trials
+    )
     best = max((t for t in trials if t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: t.value)
     # the machine whose sweep ended last saw every trial: its hand-off is the study's best
     assert best.number in [h["best_trial"] for h in hosts], (best.number, hosts)
@@ -314,8 +349,10 @@ def _token_processes(root) -> list[int]:
     out = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if os.readlink(f"/proc/{pid}/cwd") == str(root) and \
-                    b"AUTORESEARCH_RUN_TOKEN=" in open(f"/proc/{pid}/environ", "rb").read():
+            if (
+                os.readlink(f"/proc/{pid}/cwd") == str(root)
+                and b"AUTORESEARCH_RUN_TOKEN=" in open(f"/proc/{pid}/environ", "rb").read()
+            ):
                 out.append(int(pid))
         except OSError:
             pass
@@ -324,9 +361,12 @@ def _token_processes(root) -> list[int]:
 
 def test_killed_sweep_resumes(proj):
     journal = proj.path / ".autoresearch/runs/sw/sweep/optuna.journal"
-    child = subprocess.Popen([sys.executable, "-m", "autoresearch.cli", "sweep", "--budget", "60",
-                              "--study", "resume"], cwd=proj.path, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "autoresearch.cli", "sweep", "--budget", "60", "--study", "resume"],
+        cwd=proj.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 50
     done = []
     while time.monotonic() < deadline and len(done) < 4:
@@ -354,6 +394,6 @@ def test_killed_sweep_resumes(proj):
     for t in before:  # a trial the kill interrupted is failed and marked, not left running forever
         if t.state.name == "RUNNING":
             assert after[t.number].state.name == "FAIL" and after[t.number].user_attrs["interrupted"]
-    assert [t.params for t in after[:len(before)]] == [t.params for t in before]
+    assert [t.params for t in after[: len(before)]] == [t.params for t in before]
     assert list(journal.parent.glob("optuna.journal.torn-*"))
     proj.git("checkout", "--", "train.py")

@@ -17,7 +17,7 @@ from autoresearch.harness import evaluate
 from autoresearch.prepared import MANIFEST, prepare
 
 # A train.py whose first fold's fit raises from deep in a recursion: a long traceback.
-CRASHING = '''
+CRASHING = """
 HYPOTHESIS = "a model that raises"
 CATEGORY = "test"
 PARAMS = {}
@@ -41,12 +41,15 @@ if __name__ == "__main__":
     from prepare import evaluate_cli
 
     evaluate_cli(__file__)
-'''
+"""
+
 
 # Contract breakers: no scikit-learn needed, so each child evaluation stays cheap.
 def breaker(proba: str) -> str:
-    return 'import numpy as np\n\nHYPOTHESIS = "breaks the contract"\nCATEGORY = "test"\nPARAMS = {}\n' \
+    return (
+        'import numpy as np\n\nHYPOTHESIS = "breaks the contract"\nCATEGORY = "test"\nPARAMS = {}\n'
         + fake_estimator(proba)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +65,7 @@ def train_run(proj):
 
 
 def block(stdout: str) -> dict[str, str]:
-    body = stdout[stdout.rindex("---\n") + 4:]
+    body = stdout[stdout.rindex("---\n") + 4 :]
     return {m.group(1): m.group(2) for m in re.finditer(r"^(\w+):\s+(.*)$", body, re.M)}
 
 
@@ -118,22 +121,28 @@ def test_crash_prints_reason_and_a_short_tail(proj):
 # Contract failures: one line naming the contract and the problem
 
 
-@pytest.mark.parametrize("source, reason", [
-    ('HYPOTHESIS = "x"\nCATEGORY = "test"\nPARAMS = {}\n',
-     "build_pipeline(params) is missing; define it to return a fresh unfitted estimator or Pipeline"),
-    ('HYPOTHESIS = "x"\nCATEGORY = "test"\nPARAMS = {}\ndef build_pipeline(params):\n    return params["C"]\n',
-     "build_pipeline(params) raised KeyError: 'C'"),
-    ('HYPOTHESIS = "x"\nCATEGORY = "test"\nPARAMS = {}\ndef build_pipeline(params):\n    return {"model": 1}\n',
-     "build_pipeline(params) returned dict, not an estimator (it needs fit() and predict()"),
-    (breaker("np.full((n, 2), np.nan)"),
-     "fold 0: predict_proba() returned NaN or infinite values"),
-    (breaker("np.full((n - 1, 2), 0.5)"),
-     "fold 0: predict_proba() returned {m} rows for {n} inputs"),
-    (breaker('np.full((n, 2), "yes")'),
-     "fold 0: predict_proba() returned <U3 values; it must return numbers"),
-    (breaker("None"),
-     "fold 0: predict_proba() returned NoneType, not one row per input"),
-], ids=["missing", "raising", "not-an-estimator", "nan", "wrong-length", "strings", "none"])
+@pytest.mark.parametrize(
+    "source, reason",
+    [
+        (
+            'HYPOTHESIS = "x"\nCATEGORY = "test"\nPARAMS = {}\n',
+            "build_pipeline(params) is missing; define it to return a fresh unfitted estimator or Pipeline",
+        ),
+        (
+            'HYPOTHESIS = "x"\nCATEGORY = "test"\nPARAMS = {}\ndef build_pipeline(params):\n    return params["C"]\n',
+            "build_pipeline(params) raised KeyError: 'C'",
+        ),
+        (
+            'HYPOTHESIS = "x"\nCATEGORY = "test"\nPARAMS = {}\ndef build_pipeline(params):\n    return {"model": 1}\n',
+            "build_pipeline(params) returned dict, not an estimator (it needs fit() and predict()",
+        ),
+        (breaker("np.full((n, 2), np.nan)"), "fold 0: predict_proba() returned NaN or infinite values"),
+        (breaker("np.full((n - 1, 2), 0.5)"), "fold 0: predict_proba() returned {m} rows for {n} inputs"),
+        (breaker('np.full((n, 2), "yes")'), "fold 0: predict_proba() returned <U3 values; it must return numbers"),
+        (breaker("None"), "fold 0: predict_proba() returned NoneType, not one row per input"),
+    ],
+    ids=["missing", "raising", "not-an-estimator", "nan", "wrong-length", "strings", "none"],
+)
 def test_contract_failures(proj, source, reason):
     path = proj.write("train_contract.py", source)
     result = evaluate(load_config(proj.path), path, "cv", budget_s=60)
@@ -173,8 +182,9 @@ def test_config_change_after_results_needs_force(project):
     project.set_config(folds=3, repeats=1, budget_s=60, seed=2)
     proc = project.run("prepare.py")
     assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
-    assert proc.stderr.startswith("error: the prepared data no longer matches: "
-                                  "pyproject.toml [tool.autoresearch] changed (seed)")
+    assert proc.stderr.startswith(
+        "error: the prepared data no longer matches: pyproject.toml [tool.autoresearch] changed (seed)"
+    )
     assert "run `uv run prepare.py --force`" in proc.stderr
     assert json.loads((project.path / "data" / MANIFEST).read_text())["id"] == second["id"]
     third, written = prepare(load_config(project.path), force=True)

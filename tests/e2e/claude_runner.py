@@ -54,8 +54,18 @@ QUIET_ENV = {
 }
 # variables of an outer Claude Code session or of the user's own setup that must not leak into the run
 _DROP_PREFIXES = ("ANTHROPIC_", "CLAUDE", "OTEL_", "AWS_BEARER_TOKEN", "VERTEX_", "CLOUD_ML_")
-_DROP_NAMES = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
-               "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"}
+_DROP_NAMES = {
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_CACHE_HOME",
+    "XDG_STATE_HOME",
+}
 
 
 def find_claude() -> Path | None:
@@ -75,8 +85,11 @@ def require_claude() -> Path:
     b = find_claude()
     if b is not None:
         return b
-    where = f"CLAUDE_BIN={os.environ['CLAUDE_BIN']!r} is not an executable file" if os.environ.get("CLAUDE_BIN") \
+    where = (
+        f"CLAUDE_BIN={os.environ['CLAUDE_BIN']!r} is not an executable file"
+        if os.environ.get("CLAUDE_BIN")
         else f"no claude at {LOCAL_BIN} nor on PATH"
+    )
     msg = f"Claude Code CLI not found ({where}): {INSTALL_HINT}"
     if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
         pytest.fail(msg, pytrace=False)
@@ -87,13 +100,15 @@ def claude_env(home: Path, base_url: str, extra: dict[str, str] | None = None) -
     env = {k: v for k, v in os.environ.items() if not k.startswith(_DROP_PREFIXES) and k not in _DROP_NAMES}
     env.pop("VIRTUAL_ENV", None)
     env.update(QUIET_ENV)
-    env.update({
-        "HOME": str(home),
-        "ANTHROPIC_API_KEY": "x",
-        "ANTHROPIC_BASE_URL": base_url,
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
-    })
+    env.update(
+        {
+            "HOME": str(home),
+            "ANTHROPIC_API_KEY": "x",
+            "ANTHROPIC_BASE_URL": base_url,
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }
+    )
     env.update(extra or {})
     return env
 
@@ -155,8 +170,11 @@ class ClaudeRun:
         """Hooks that failed without blocking (e.g. a mistyped script path): non-"success" hook responses, plus the
         transcript's `hook_non_blocking_error` attachments ("Hook script appears to be missing ...")."""
         bad = [e for e in self.hook_responses if e.get("outcome") != "success"]
-        bad += [e["attachment"] for e in self.transcript if e.get("type") == "attachment"
-                and (e.get("attachment") or {}).get("type") == "hook_non_blocking_error"]
+        bad += [
+            e["attachment"]
+            for e in self.transcript
+            if e.get("type") == "attachment" and (e.get("attachment") or {}).get("type") == "hook_non_blocking_error"
+        ]
         return bad
 
     def tool_results(self) -> list[dict]:
@@ -169,8 +187,11 @@ class ClaudeRun:
         return out
 
     def describe(self, limit: int = 4000) -> str:
-        lines = [f"args: {self.args}", f"returncode: {self.returncode} timed_out: {self.timed_out} "
-                 f"duration: {self.duration:.1f}s", "events:"]
+        lines = [
+            f"args: {self.args}",
+            f"returncode: {self.returncode} timed_out: {self.timed_out} duration: {self.duration:.1f}s",
+            "events:",
+        ]
         for e in self.events:
             lines.append("  " + json.dumps(e)[:300])
         lines.append("stderr: " + self.stderr[-limit:])
@@ -215,10 +236,21 @@ def _drain(stream, sink: list[str]) -> None:
         pass
 
 
-def run_claude(prompt: str, project_dir: Path | str, base_url: str, *, claude_bin: Path | str | None = None,
-               settings: Path | str | None = "auto", extra_args: list[str] | tuple[str, ...] = (),
-               home: Path | str | None = None, env: dict[str, str] | None = None, timeout: float = 90,
-               trusted: bool = False, hook_events: bool = True, output_format: str = "stream-json") -> ClaudeRun:
+def run_claude(
+    prompt: str,
+    project_dir: Path | str,
+    base_url: str,
+    *,
+    claude_bin: Path | str | None = None,
+    settings: Path | str | None = "auto",
+    extra_args: list[str] | tuple[str, ...] = (),
+    home: Path | str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 90,
+    trusted: bool = False,
+    hook_events: bool = True,
+    output_format: str = "stream-json",
+) -> ClaudeRun:
     """Run `claude -p PROMPT --output-format stream-json --verbose [--include-hook-events] [--settings S] EXTRA_ARGS`
     in project_dir.
 
@@ -252,13 +284,23 @@ def run_claude(prompt: str, project_dir: Path | str, base_url: str, *, claude_bi
     args += list(extra_args)
 
     t0 = time.monotonic()
-    proc = subprocess.Popen(args, cwd=project_dir, env=claude_env(home, base_url, env), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        args,
+        cwd=project_dir,
+        env=claude_env(home, base_url, env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
     out: list[str] = []
     err: list[str] = []
-    readers = [threading.Thread(target=_drain, args=(proc.stdout, out), daemon=True),
-               threading.Thread(target=_drain, args=(proc.stderr, err), daemon=True)]
+    readers = [
+        threading.Thread(target=_drain, args=(proc.stdout, out), daemon=True),
+        threading.Thread(target=_drain, args=(proc.stderr, err), daemon=True),
+    ]
     for t in readers:
         t.start()
     timed_out = False
@@ -281,8 +323,15 @@ def run_claude(prompt: str, project_dir: Path | str, base_url: str, *, claude_bi
             except OSError:
                 pass
     stdout, stderr = "".join(out), "".join(err)
-    run = ClaudeRun(args=args, returncode=proc.returncode, stdout=stdout, stderr=stderr,
-                    duration=time.monotonic() - t0, timed_out=timed_out, home=home)
+    run = ClaudeRun(
+        args=args,
+        returncode=proc.returncode,
+        stdout=stdout,
+        stderr=stderr,
+        duration=time.monotonic() - t0,
+        timed_out=timed_out,
+        home=home,
+    )
     for line in stdout.splitlines():
         if not line.strip():
             continue
@@ -296,14 +345,22 @@ def run_claude(prompt: str, project_dir: Path | str, base_url: str, *, claude_bi
     return run
 
 
-def claude_doctor(project_dir: Path | str, *, home: Path | str, claude_bin: Path | str | None = None,
-                  timeout: float = 60) -> subprocess.CompletedProcess:
+def claude_doctor(
+    project_dir: Path | str, *, home: Path | str, claude_bin: Path | str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
     """`claude doctor` in project_dir, offline. It exits 0 even with invalid settings: look for a line
     `Invalid settings` followed by `- <path> › <key>: <problem>` lines (see invalid_settings())."""
     claude_bin = str(claude_bin or require_claude())
     Path(home).mkdir(parents=True, exist_ok=True)
-    return subprocess.run([claude_bin, "doctor"], cwd=project_dir, env=claude_env(Path(home), "http://127.0.0.1:9"),
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [claude_bin, "doctor"],
+        cwd=project_dir,
+        env=claude_env(Path(home), "http://127.0.0.1:9"),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def invalid_settings(doctor_output: str) -> list[str]:
@@ -312,7 +369,7 @@ def invalid_settings(doctor_output: str) -> list[str]:
     out: list[str] = []
     for i, line in enumerate(lines):
         if line.strip() == "Invalid settings":
-            for follow in lines[i + 1:]:
+            for follow in lines[i + 1 :]:
                 if follow.startswith("- "):
                     out.append(follow[2:])
                 elif follow.startswith("  "):

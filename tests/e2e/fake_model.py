@@ -150,8 +150,12 @@ def _blocks(turn: Turn, ids: Callable[[], str]) -> list[dict]:
 
 
 def _usage(input_tokens: int, output_tokens: int) -> dict:
-    return {"input_tokens": input_tokens, "output_tokens": output_tokens, "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0}
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
 
 
 def _estimate_tokens(body: dict) -> int:
@@ -159,37 +163,90 @@ def _estimate_tokens(body: dict) -> int:
 
 
 def render_json(turn: Turn, model: str, msg_id: str, blocks: list[dict], input_tokens: int) -> dict:
-    return {"id": msg_id, "type": "message", "role": "assistant", "model": model, "content": blocks,
-            "stop_reason": turn.stop_reason, "stop_sequence": None, "usage": _usage(input_tokens, 5)}
+    return {
+        "id": msg_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": blocks,
+        "stop_reason": turn.stop_reason,
+        "stop_sequence": None,
+        "usage": _usage(input_tokens, 5),
+    }
 
 
 def render_sse(turn: Turn, model: str, msg_id: str, blocks: list[dict], input_tokens: int) -> bytes:
-    out = [_sse("message_start", {"type": "message_start", "message": {
-        "id": msg_id, "type": "message", "role": "assistant", "model": model, "content": [],
-        "stop_reason": None, "stop_sequence": None, "usage": _usage(input_tokens, 1)}})]
+    out = [
+        _sse(
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": msg_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": _usage(input_tokens, 1),
+                },
+            },
+        )
+    ]
     for i, b in enumerate(blocks):
         if b["type"] == "text":
-            out.append(_sse("content_block_start", {"type": "content_block_start", "index": i,
-                                                    "content_block": {"type": "text", "text": ""}}))
+            out.append(
+                _sse(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}},
+                )
+            )
             text = b["text"]
             # two deltas, to exercise the client's accumulation
-            for chunk in (text[: len(text) // 2], text[len(text) // 2:]):
+            for chunk in (text[: len(text) // 2], text[len(text) // 2 :]):
                 if chunk:
-                    out.append(_sse("content_block_delta", {"type": "content_block_delta", "index": i,
-                                                            "delta": {"type": "text_delta", "text": chunk}}))
+                    out.append(
+                        _sse(
+                            "content_block_delta",
+                            {"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": chunk}},
+                        )
+                    )
         else:
-            out.append(_sse("content_block_start", {"type": "content_block_start", "index": i, "content_block": {
-                "type": "tool_use", "id": b["id"], "name": b["name"], "input": {}}}))
+            out.append(
+                _sse(
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": i,
+                        "content_block": {"type": "tool_use", "id": b["id"], "name": b["name"], "input": {}},
+                    },
+                )
+            )
             js = json.dumps(b["input"])
-            for chunk in (js[: len(js) // 2], js[len(js) // 2:]):
+            for chunk in (js[: len(js) // 2], js[len(js) // 2 :]):
                 if chunk:
-                    out.append(_sse("content_block_delta", {"type": "content_block_delta", "index": i,
-                                                            "delta": {"type": "input_json_delta",
-                                                                      "partial_json": chunk}}))
+                    out.append(
+                        _sse(
+                            "content_block_delta",
+                            {
+                                "type": "content_block_delta",
+                                "index": i,
+                                "delta": {"type": "input_json_delta", "partial_json": chunk},
+                            },
+                        )
+                    )
         out.append(_sse("content_block_stop", {"type": "content_block_stop", "index": i}))
-    out.append(_sse("message_delta", {"type": "message_delta",
-                                      "delta": {"stop_reason": turn.stop_reason, "stop_sequence": None},
-                                      "usage": {"output_tokens": 5}}))
+    out.append(
+        _sse(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": turn.stop_reason, "stop_sequence": None},
+                "usage": {"output_tokens": 5},
+            },
+        )
+    )
     out.append(_sse("message_stop", {"type": "message_stop"}))
     return b"".join(out)
 
@@ -209,8 +266,15 @@ class Request:
 
 
 class FakeModel:
-    def __init__(self, script: list[ScriptItem] | None = None, *, is_main: Callable[[dict], bool] = is_main_request,
-                 aux_text: str = AUX_TEXT, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        script: list[ScriptItem] | None = None,
+        *,
+        is_main: Callable[[dict], bool] = is_main_request,
+        aux_text: str = AUX_TEXT,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ):
         self.script: list[ScriptItem] = list(script or [])
         self.is_main = is_main
         self.aux_text = aux_text
@@ -235,8 +299,9 @@ class FakeModel:
         httpd.daemon_threads = True
         httpd.block_on_close = False
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="fake-model", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="fake-model", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -80,12 +80,29 @@ def make_mini_project(root: Path) -> Path:
         "$schema": "https://json.schemastore.org/claude-code-settings.json",
         "permissions": {"allow": ["Bash(python3 side_effect.py *)"]},
         "hooks": {
-            "PreToolUse": [{"matcher": "Edit|Write|MultiEdit|NotebookEdit", "hooks": [
-                {"type": "command", "command": 'python3 "$CLAUDE_PROJECT_DIR"/.claude/hooks/guard.py',
-                 "timeout": 30}]}],
-            "Stop": [{"hooks": [
-                {"type": "command", "command": 'python3 "$CLAUDE_PROJECT_DIR"/.claude/hooks/stop_gate.py',
-                 "timeout": 30}]}],
+            "PreToolUse": [
+                {
+                    "matcher": "Edit|Write|MultiEdit|NotebookEdit",
+                    "hooks": [
+                        {
+                            "type": "command",
+                            "command": 'python3 "$CLAUDE_PROJECT_DIR"/.claude/hooks/guard.py',
+                            "timeout": 30,
+                        }
+                    ],
+                }
+            ],
+            "Stop": [
+                {
+                    "hooks": [
+                        {
+                            "type": "command",
+                            "command": 'python3 "$CLAUDE_PROJECT_DIR"/.claude/hooks/stop_gate.py',
+                            "timeout": 30,
+                        }
+                    ]
+                }
+            ],
         },
     }
     (root / ".claude" / "settings.json").write_text(json.dumps(settings, indent=2))
@@ -127,8 +144,9 @@ def test_slash_command_permissions_and_hooks_end_to_end(claude_bin, mini_project
         return final_text("second stop attempt")
 
     with FakeModel([after_expansion, after_bash, after_denied_edit, after_blocked_stop]) as fm:
-        run = run_claude("/hello Ada Lovelace", mini_project, fm.base_url, claude_bin=claude_bin,
-                         home=tmp_path / "home", timeout=90)
+        run = run_claude(
+            "/hello Ada Lovelace", mini_project, fm.base_url, claude_bin=claude_bin, home=tmp_path / "home", timeout=90
+        )
     info = f"\n--- requests\n{fm.describe()}\n--- run\n{run.describe()}"
 
     # the process finished by itself, after exactly the scripted turns
@@ -161,13 +179,19 @@ def test_slash_command_permissions_and_hooks_end_to_end(claude_bin, mini_project
     assert (mini_project / "side.txt").read_text() == "side effect: alpha beta\n"
     hook_events = [json.loads(line) for line in (mini_project / "hook.log").read_text().splitlines()]
     assert [(e["hook_event_name"], e.get("tool_name"), e.get("stop_hook_active")) for e in hook_events] == [
-        ("PreToolUse", "Edit", None), ("Stop", None, False), ("Stop", None, True)], hook_events
+        ("PreToolUse", "Edit", None),
+        ("Stop", None, False),
+        ("Stop", None, True),
+    ], hook_events
     assert hook_events[1]["last_assistant_message"] == "first stop attempt"
 
     # the stream's hook events (--include-hook-events): every hook ran and succeeded (a mistyped hook path shows
     # up here as outcome "error", exit_code 2, and the stop is then NOT blocked)
     assert [(h["hook_name"], h["exit_code"], h["outcome"]) for h in run.hook_responses] == [
-        ("PreToolUse:Edit", 0, "success"), ("Stop", 0, "success"), ("Stop", 0, "success")], info
+        ("PreToolUse:Edit", 0, "success"),
+        ("Stop", 0, "success"),
+        ("Stop", 0, "success"),
+    ], info
     assert run.hook_problems == [], info
 
     # the session transcript under $HOME/.claude/projects/
@@ -175,8 +199,10 @@ def test_slash_command_permissions_and_hooks_end_to_end(claude_bin, mini_project
     transcript = json.dumps(run.transcript)
     assert "<command-args>Ada Lovelace</command-args>" in transcript
     assert "Stop hook feedback" in transcript
-    assert any(e.get("type") == "attachment" and (e.get("attachment") or {}).get("type") == "hook_blocking_error"
-               for e in run.transcript)
+    assert any(
+        e.get("type") == "attachment" and (e.get("attachment") or {}).get("type") == "hook_blocking_error"
+        for e in run.transcript
+    )
 
 
 def test_a_tool_call_that_would_prompt_is_reported_as_permission_denied(claude_bin, mini_project, tmp_path):
@@ -186,8 +212,9 @@ def test_a_tool_call_that_would_prompt_is_reported_as_permission_denied(claude_b
     notes.write_text("a\n")
     script = [tool_call("Edit", {"file_path": str(notes), "old_string": "a", "new_string": "b"}), final_text("done")]
     with FakeModel(script) as fm:
-        run = run_claude("edit notes", mini_project, fm.base_url, claude_bin=claude_bin, home=tmp_path / "home",
-                         timeout=90)
+        run = run_claude(
+            "edit notes", mini_project, fm.base_url, claude_bin=claude_bin, home=tmp_path / "home", timeout=90
+        )
     info = f"\n--- requests\n{fm.describe()}\n--- run\n{run.describe()}"
     assert run.returncode == 0 and not run.timed_out, info
     assert notes.read_text() == "a\n"
@@ -220,8 +247,9 @@ def test_a_mistyped_hook_path_does_not_block_but_is_visible(claude_bin, mini_pro
     data["hooks"]["Stop"][0]["hooks"][0]["command"] = 'python3 "$CLAUDE_PROJECT_DIR"/.claude/hooks/no_such_hook.py'
     settings.write_text(json.dumps(data))
     with FakeModel([final_text("stopping"), final_text("never reached")]) as fm:
-        run = run_claude("stop now", mini_project, fm.base_url, claude_bin=claude_bin, home=tmp_path / "home",
-                         timeout=90)
+        run = run_claude(
+            "stop now", mini_project, fm.base_url, claude_bin=claude_bin, home=tmp_path / "home", timeout=90
+        )
     info = f"\n--- requests\n{fm.describe()}\n--- run\n{run.describe()}"
     assert run.returncode == 0 and not run.timed_out, info
     assert len(fm.main_requests) == 1, info  # python3's exit 2 for a missing file did NOT block the stop
@@ -234,9 +262,16 @@ def test_a_mistyped_hook_path_does_not_block_but_is_visible(claude_bin, mini_pro
 def test_project_allow_rules_apply_only_with_settings_flag_or_trust(claude_bin, mini_project, tmp_path, mode):
     script = [tool_call("Bash", {"command": "python3 side_effect.py gamma"}), final_text("done")]
     with FakeModel(script) as fm:
-        run = run_claude("run it", mini_project, fm.base_url, claude_bin=claude_bin, home=tmp_path / "home",
-                         settings="auto" if mode == "settings-flag" else None, trusted=mode == "no-flag-trusted",
-                         timeout=90)
+        run = run_claude(
+            "run it",
+            mini_project,
+            fm.base_url,
+            claude_bin=claude_bin,
+            home=tmp_path / "home",
+            settings="auto" if mode == "settings-flag" else None,
+            trusted=mode == "no-flag-trusted",
+            timeout=90,
+        )
     info = f"\n--- requests\n{fm.describe()}\n--- run\n{run.describe()}"
     assert run.returncode == 0 and not run.timed_out, info
     (res,) = tool_results(fm.main_requests[1].body)
@@ -261,12 +296,21 @@ def test_root_anchored_rules_in_a_settings_flag_file_are_relative_to_that_file(c
     for mode in ("settings-flag", "trusted"):
         for name in ("a.txt", "b.txt"):
             (mini_project / name).write_text("old\n")
-        script = [tool_call("Edit", {"file_path": str(mini_project / n), "old_string": "old", "new_string": "new"})
-                  for n in ("a.txt", "b.txt")] + [final_text("done")]
+        script = [
+            tool_call("Edit", {"file_path": str(mini_project / n), "old_string": "old", "new_string": "new"})
+            for n in ("a.txt", "b.txt")
+        ] + [final_text("done")]
         with FakeModel(script) as fm:
-            run = run_claude("edit both", mini_project, fm.base_url, claude_bin=claude_bin,
-                             home=tmp_path / f"home-{mode}", settings="auto" if mode == "settings-flag" else None,
-                             trusted=mode == "trusted", timeout=90)
+            run = run_claude(
+                "edit both",
+                mini_project,
+                fm.base_url,
+                claude_bin=claude_bin,
+                home=tmp_path / f"home-{mode}",
+                settings="auto" if mode == "settings-flag" else None,
+                trusted=mode == "trusted",
+                timeout=90,
+            )
         info = f"\n--- {mode} requests\n{fm.describe()}\n--- run\n{run.describe()}"
         assert run.returncode == 0 and not run.timed_out, info
         denied = sorted(Path(d["tool_input"]["file_path"]).name for d in run.permission_denials)

@@ -11,8 +11,9 @@ TOOLS = [{"name": "Bash", "description": "run", "input_schema": {"type": "object
 
 
 def _post(fm: FakeModel, path: str, body: dict) -> tuple[int, str, bytes]:
-    req = urllib.request.Request(fm.base_url + path, data=json.dumps(body).encode(), method="POST",
-                                 headers={"content-type": "application/json"})
+    req = urllib.request.Request(
+        fm.base_url + path, data=json.dumps(body).encode(), method="POST", headers={"content-type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         return r.status, r.headers.get("Content-Type", ""), r.read()
 
@@ -26,8 +27,13 @@ def _sse_events(raw: bytes) -> list[tuple[str, dict]]:
 
 
 def _main(messages: list | None = None, stream: bool = True) -> dict:
-    return {"model": "m", "max_tokens": 100, "stream": stream, "tools": TOOLS,
-            "messages": messages or [{"role": "user", "content": "hi"}]}
+    return {
+        "model": "m",
+        "max_tokens": 100,
+        "stream": stream,
+        "tools": TOOLS,
+        "messages": messages or [{"role": "user", "content": "hi"}],
+    }
 
 
 def test_stream_tool_call_then_json_text_then_exhausted():
@@ -47,17 +53,23 @@ def test_stream_tool_call_then_json_text_then_exhausted():
         starts = [d["content_block"] for e, d in events if e == "content_block_start"]
         assert [b["type"] for b in starts] == ["text", "tool_use"]
         tool_id = starts[1]["id"]
-        partial = "".join(d["delta"]["partial_json"] for e, d in events
-                          if e == "content_block_delta" and d["delta"]["type"] == "input_json_delta")
+        partial = "".join(
+            d["delta"]["partial_json"]
+            for e, d in events
+            if e == "content_block_delta" and d["delta"]["type"] == "input_json_delta"
+        )
         assert json.loads(partial) == {"command": "ls"}
-        text = "".join(d["delta"]["text"] for e, d in events
-                       if e == "content_block_delta" and d["delta"]["type"] == "text_delta")
+        text = "".join(
+            d["delta"]["text"] for e, d in events if e == "content_block_delta" and d["delta"]["type"] == "text_delta"
+        )
         assert text == "let me look"
 
         # non-streaming, and the callable turn sees the tool_result the "client" sent
-        msgs = [{"role": "user", "content": "hi"},
-                {"role": "assistant", "content": [{"type": "tool_use", "id": tool_id, "name": "Bash", "input": {}}]},
-                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_id, "content": "a.txt"}]}]
+        msgs = [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": tool_id, "name": "Bash", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_id, "content": "a.txt"}]},
+        ]
         status, ctype, raw = _post(fm, "/v1/messages", _main(msgs, stream=False))
         msg = json.loads(raw)
         assert ctype.startswith("application/json")
@@ -73,13 +85,15 @@ def test_stream_tool_call_then_json_text_then_exhausted():
 
 def test_aux_requests_and_other_endpoints_do_not_consume_turns():
     with FakeModel([final_text("the one turn")]) as fm:
-        _, _, raw = _post(fm, "/v1/messages", {"model": "haiku", "max_tokens": 5, "stream": False,
-                                               "messages": [{"role": "user", "content": "title?"}]})
+        _, _, raw = _post(
+            fm,
+            "/v1/messages",
+            {"model": "haiku", "max_tokens": 5, "stream": False, "messages": [{"role": "user", "content": "title?"}]},
+        )
         assert json.loads(raw)["content"][0]["text"] == "ok"
         _, _, raw = _post(fm, "/v1/messages/count_tokens?beta=true", _main())
         assert json.loads(raw)["input_tokens"] > 0
-        with urllib.request.urlopen(urllib.request.Request(fm.base_url + "/api/hello", method="HEAD"),
-                                    timeout=10) as r:
+        with urllib.request.urlopen(urllib.request.Request(fm.base_url + "/api/hello", method="HEAD"), timeout=10) as r:
             assert r.status == 200
         with urllib.request.urlopen(fm.base_url + "/v1/models", timeout=10) as r:
             assert r.status == 200

@@ -63,8 +63,11 @@ FIRST = LGBM.format(hypothesis="LightGBM, native categoricals, 200 trees at lr 0
 SECOND = LGBM.format(hypothesis="LightGBM with 40 trees: is a smaller model as good?", n=40, lr=0.05)
 STEP = {"command": "uv run autoresearch step", "description": "evaluate train.py, keep or revert"}
 VERDICTS = r"(KEPT|SIMPLIFIED \(kept\)|NOOP \(reverted\)|DISCARDED \(reverted\))"
-ONE_LINE = re.compile(rf"^iter (\d+) \| roc_auc \d\.\d{{4}} \(Δ [+-]\d\.\d{{4}}.*?\) \| {VERDICTS} "
-                      r"\| [\d.]+s \| model: ", re.M)
+ONE_LINE = re.compile(
+    rf"^iter (\d+) \| roc_auc \d\.\d{{4}} \(Δ [+-]\d\.\d{{4}}.*?\) \| {VERDICTS} "
+    r"\| [\d.]+s \| model: ",
+    re.M,
+)
 RULE_REASON = "denied by your permission settings"  # Claude Code's text for a deny rule (checked before hooks)
 GUARD_REASON = "is not editable during a run: only train.py"  # autoresearch/hooks.py, for any other path
 
@@ -97,9 +100,13 @@ class Session:
 
 def _edit_train(proj, new_text: str):
     """An Edit of the whole of train.py as it is now (after a revert it is the incumbent again)."""
+
     def turn(body):
-        return tool_call("Edit", {"file_path": str(proj.path / "train.py"), "old_string": proj.read("train.py"),
-                                  "new_string": new_text})
+        return tool_call(
+            "Edit",
+            {"file_path": str(proj.path / "train.py"), "old_string": proj.read("train.py"), "new_string": new_text},
+        )
+
     return turn
 
 
@@ -138,19 +145,40 @@ def session(claude_bin, tmp_path_factory) -> Session:
     script = [
         _edit_train(proj, FIRST),
         tool_call("Bash", STEP),
-        tool_call("Edit", {"file_path": str(proj.path / "prepare.py"), "old_string": "The frozen harness.",
-                           "new_string": "A harness I may change."}),
-        tool_call("Edit", {"file_path": str(proj.path / "README.md"), "old_string": proj.read("README.md")[:40],
-                           "new_string": "My notes on the run."}),
+        tool_call(
+            "Edit",
+            {
+                "file_path": str(proj.path / "prepare.py"),
+                "old_string": "The frozen harness.",
+                "new_string": "A harness I may change.",
+            },
+        ),
+        tool_call(
+            "Edit",
+            {
+                "file_path": str(proj.path / "README.md"),
+                "old_string": proj.read("README.md")[:40],
+                "new_string": "My notes on the run.",
+            },
+        ),
         final_text("Iteration done; stopping here for now."),
         _edit_train(proj, SECOND),
         tool_call("Bash", STEP),
         human_stops_then_end_turn,
-        off_script, off_script,
+        off_script,
+        off_script,
     ]
     with FakeModel(script) as fm:
-        run = run_claude(f"/autoresearch {TAG}", proj.path, fm.base_url, claude_bin=claude_bin, home=tmp / "home",
-                         settings="auto", env=env, timeout=TIMEOUT_S)
+        run = run_claude(
+            f"/autoresearch {TAG}",
+            proj.path,
+            fm.base_url,
+            claude_bin=claude_bin,
+            home=tmp / "home",
+            settings="auto",
+            env=env,
+            timeout=TIMEOUT_S,
+        )
     return Session(proj, fm, run, prepare_before, "".join(stop_output), _processes_in(proj.path), env["PATH"])
 
 
@@ -166,8 +194,9 @@ def test_session_ran_the_script_and_ended_by_itself(session):
 def test_command_expands_and_its_start_runs_first(session):
     s = session
     first = s.last_user(0)
-    assert "<command-name>/autoresearch</command-name>" in first and f"<command-args>{TAG}</command-args>" in first, \
+    assert "<command-name>/autoresearch</command-name>" in first and f"<command-args>{TAG}</command-args>" in first, (
         first[-3000:]
+    )
     # the `!` line ran `uv run autoresearch start e2e` before the model saw anything: its card is in the prompt
     assert f"run:       {TAG} on branch autoresearch/{TAG} (new)" in first, first[-3000:]
     assert re.search(r"^baseline:  0\.\d{4} ± 0\.\d{4} \(± here: ", first, re.M), first[-3000:]
@@ -225,8 +254,9 @@ def test_ledger_and_branch_hold_exactly_what_the_ratchet_decided(session):
     s = session
     rows = ledger.read(s.proj.path, TAG)
     assert [(r["iter"], r["status"]) for r in rows][:2] == [("0", "baseline"), ("1", "keep")], rows
-    assert len(rows) == 3 and rows[2]["iter"] == "2" and rows[2]["status"] in ("keep", "simplify", "noop", "discard"), \
+    assert len(rows) == 3 and rows[2]["iter"] == "2" and rows[2]["status"] in ("keep", "simplify", "noop", "discard"), (
         rows
+    )
     kept = [r["commit"] for r in rows if r["status"] in ("keep", "simplify")]
     on_branch = s.proj.git("rev-list", "--reverse", f"main..autoresearch/{TAG}").split()
     assert len(on_branch) == len(kept), (on_branch, rows)
@@ -247,8 +277,17 @@ def test_stop_command_stops_first_then_shows_the_card(session, claude_bin, tmp_p
     s = session
     assert s.proj.cli("start", TAG).returncode == 0  # resume the stopped run
     with FakeModel([final_text("Stopped: best 0.92 with LightGBM; the smaller model was worse.")]) as fm:
-        run = run_claude("/autoresearch-stop", s.proj.path, fm.base_url, claude_bin=claude_bin, home=tmp_path / "home",
-                         settings=None, trusted=True, env={"PATH": s.proj_env_path}, timeout=300)
+        run = run_claude(
+            "/autoresearch-stop",
+            s.proj.path,
+            fm.base_url,
+            claude_bin=claude_bin,
+            home=tmp_path / "home",
+            settings=None,
+            trusted=True,
+            env={"PATH": s.proj_env_path},
+            timeout=300,
+        )
     info = f"\n--- requests\n{fm.describe()}\n--- run\n{run.describe()}"
     assert run.returncode == 0 and not run.timed_out and len(fm.main_requests) == 1, info  # the gate let it end
     prompt = message_text(last_user_message(fm.main_requests[0].body))

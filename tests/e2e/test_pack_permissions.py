@@ -77,14 +77,27 @@ def verdict(result: dict) -> str:
 def calls(p: Path) -> list[tuple[str, str, dict]]:
     """(expected verdict, tool, input): what the loop needs runs unasked, the frozen and private paths are refused."""
     return [
-        ("ok", "Edit", {"file_path": str(p / "train.py"), "old_string": 'CATEGORY = "baseline"',
-                        "new_string": 'CATEGORY = "model"'}),
+        (
+            "ok",
+            "Edit",
+            {
+                "file_path": str(p / "train.py"),
+                "old_string": 'CATEGORY = "baseline"',
+                "new_string": 'CATEGORY = "model"',
+            },
+        ),
         ("ok", "Write", {"file_path": str(p / "notes.md"), "content": "ideas\n"}),
-        ("denied", "Edit", {"file_path": str(p / "prepare.py"), "old_string": "The frozen harness.",
-                            "new_string": "A harness."}),
+        (
+            "denied",
+            "Edit",
+            {"file_path": str(p / "prepare.py"), "old_string": "The frozen harness.", "new_string": "A harness."},
+        ),
         ("denied", "Write", {"file_path": str(p / "autoresearch" / "x.py"), "content": "x = 1\n"}),
-        ("denied", "Edit", {"file_path": str(p / "pyproject.toml"), "old_string": "folds = 3",
-                            "new_string": "folds = 2"}),
+        (
+            "denied",
+            "Edit",
+            {"file_path": str(p / "pyproject.toml"), "old_string": "folds = 3", "new_string": "folds = 2"},
+        ),
         ("denied", "Read", {"file_path": str(p / "data" / "holdout.parquet")}),
         ("denied", "Read", {"file_path": str(p / ".autoresearch" / "runs" / "t" / "holdout.jsonl")}),
         ("ok", "Read", {"file_path": str(p / "program.md")}),
@@ -112,9 +125,17 @@ def test_rules_mean_the_project_root_in_both_modes(claude_bin, rules_only):
     prepare_before = proj.read("prepare.py")
     script = calls(proj.path)
     with FakeModel([tool_call(tool, inp) for _, tool, inp in script] + [final_text("done")]) as fm:
-        run = run_claude("check the rules", proj.path, fm.base_url, claude_bin=claude_bin, home=tmp / "home",
-                         settings="auto" if mode == "settings-flag" else None, trusted=mode == "trusted",
-                         env=env, timeout=240)
+        run = run_claude(
+            "check the rules",
+            proj.path,
+            fm.base_url,
+            claude_bin=claude_bin,
+            home=tmp / "home",
+            settings="auto" if mode == "settings-flag" else None,
+            trusted=mode == "trusted",
+            env=env,
+            timeout=240,
+        )
     info = f"\n--- {mode} requests\n{fm.describe()}\n--- run\n{run.describe()}"
     assert run.returncode == 0 and not run.timed_out, info
     results = run.tool_results()
@@ -125,8 +146,10 @@ def test_rules_mean_the_project_root_in_both_modes(claude_bin, rules_only):
     assert got == want, "\n".join(f"{g}  (want {w[2]})" for g, w in zip(got, want, strict=True)) + info
 
     # Bash refusals also come as permission_denied events: the rule's (curl), then the one nothing allows
-    events = [(e["tool_name"], verdict({"type": "tool_result", "is_error": True, "content": e["message"]}))
-              for e in run.permission_denied_events]
+    events = [
+        (e["tool_name"], verdict({"type": "tool_result", "is_error": True, "content": e["message"]}))
+        for e in run.permission_denied_events
+    ]
     assert events == [("Bash", "denied"), ("Bash", "prompt")], info
     assert run.hook_responses == [], info  # no hook in these settings: the rules alone decided
     status = block_text(results[8])
