@@ -7,11 +7,11 @@ latest rows and folds chain forward (train on the past, test on the next block).
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from autoresearch.dataset import DataError
+from autoresearch.errors import DataError
 
 Folds = list[tuple[np.ndarray, np.ndarray]]
+
 
 
 def holdout_split(
@@ -53,6 +53,8 @@ def holdout_split(
 def _group_holdout(groups: pd.Series, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Whole groups, in a seeded random order, until test_size of the rows is held out. (GroupShuffleSplit
     holds out test_size of the groups instead, which misses the row share badly when group sizes differ.)"""
+    import pandas as pd
+
     codes, uniques = pd.factorize(groups)
     order = np.random.default_rng(seed).permutation(len(uniques))
     n_groups = int(np.searchsorted(np.cumsum(np.bincount(codes)[order]), test_size * len(codes))) + 1
@@ -118,6 +120,8 @@ def _forward_chaining(time: pd.Series, folds: int) -> Folds:
 def _time_order(time: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Row positions sorted by time, and the sorted times. Text is parsed as dates: sorting it as text
     would put '10/1/2020' before '9/1/2020'."""
+    import pandas as pd
+
     t = time.astype(object) if isinstance(time.dtype, pd.CategoricalDtype) else time
     if not (pd.api.types.is_numeric_dtype(t) or pd.api.types.is_datetime64_any_dtype(t)):
         try:

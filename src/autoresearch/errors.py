@@ -8,3 +8,7 @@ class UserError(Exception):
 class NotCounted(UserError):
     """A refusal that says nothing about the harness's health (busy lock, nothing to do): the stop gate's
     count of harness failures ignores it."""
+
+
+class DataError(UserError, ValueError):
+    """The table cannot be used as configured; the message says what to change."""

@@ -14,15 +14,12 @@ import numpy as np
 import pandas as pd
 
 from autoresearch.config import Config
-from autoresearch.errors import UserError
+from autoresearch.errors import DataError
 
 # sklearn loaders that read files shipped inside scikit-learn (the fetch_* ones download: not allowed)
 SKLEARN_OFFLINE = ("breast_cancer", "iris", "wine", "diabetes", "digits")
 RESERVED_PREFIX = "__"
 
-
-class DataError(UserError, ValueError):
-    """The table cannot be used as configured; the message says what to change."""
 
 
 @dataclasses.dataclass

@@ -50,6 +50,8 @@ class Config:
     max_iterations: int = 0
     max_hours: float = 0.0
     plateau_after: int = 5
+    # the OS sandbox around train.py (bubblewrap on Linux, Seatbelt on macOS); false runs it unprotected
+    sandbox: bool = True
 
     @property
     def data_dir(self) -> Path:
@@ -95,29 +97,30 @@ def parse_config(table: dict, root: Path, where: str = "[tool.autoresearch]") ->
     unknown = sorted(set(table) - set(fields))
     if unknown:
         raise ConfigError(f"{where}: unknown field {unknown[0]!r}; known fields are {', '.join(sorted(fields))}")
-    v = _Validator(where)
+    v = _Validator(where, {name: f.default for name, f in fields.items()})
     values = dict(
-        data=v.string(table, "data", DEFAULT_DATA),
-        target=v.string(table, "target", None),
+        data=v.string(table, "data"),
+        target=v.string(table, "target"),
         task=v.choice(table, "task", TASKS),
-        metric=v.string(table, "metric", None),
-        folds=v.integer(table, "folds", 5, lo=2, hi=50),
-        repeats=v.integer(table, "repeats", 2, lo=1, hi=20),
-        test_size=v.number(table, "test_size", 0.2, lo=0.05, hi=0.5),
-        seed=v.integer(table, "seed", 42, lo=0, hi=2**32 - 1),
-        group_column=v.string(table, "group_column", None),
-        time_column=v.string(table, "time_column", None),
-        budget_s=v.number(table, "budget_s", 120.0, lo=1, hi=86400),
-        memory_mb=v.integer(table, "memory_mb", 4096, lo=256, hi=1 << 20),
-        n_jobs=v.integer(table, "n_jobs", 2, lo=1, hi=256),
+        metric=v.string(table, "metric"),
+        folds=v.integer(table, "folds", lo=2, hi=50),
+        repeats=v.integer(table, "repeats", lo=1, hi=20),
+        test_size=v.number(table, "test_size", lo=0.05, hi=0.5),
+        seed=v.integer(table, "seed", lo=0, hi=2**32 - 1),
+        group_column=v.string(table, "group_column"),
+        time_column=v.string(table, "time_column"),
+        budget_s=v.number(table, "budget_s", lo=1, hi=86400),
+        memory_mb=v.integer(table, "memory_mb", lo=256, hi=1 << 20),
+        n_jobs=v.integer(table, "n_jobs", lo=1, hi=256),
         drop_columns=tuple(v.string_list(table, "drop_columns")),
-        keep_rule=v.choice(table, "keep_rule", KEEP_RULES) or "paired",
-        alpha=v.number(table, "alpha", 0.04, lo=0.001, hi=0.5),
-        min_delta=v.number(table, "min_delta", 0.0, lo=0.0, hi=1e9),
-        confirm_repeats=v.integer(table, "confirm_repeats", 6, lo=0, hi=40),
-        max_iterations=v.integer(table, "max_iterations", 0, lo=0, hi=10**7),
-        max_hours=v.number(table, "max_hours", 0.0, lo=0.0, hi=24 * 365),
-        plateau_after=v.integer(table, "plateau_after", 5, lo=2, hi=1000),
+        keep_rule=v.choice(table, "keep_rule", KEEP_RULES),
+        alpha=v.number(table, "alpha", lo=0.001, hi=0.5),
+        min_delta=v.number(table, "min_delta", lo=0.0, hi=1e9),
+        confirm_repeats=v.integer(table, "confirm_repeats", lo=0, hi=40),
+        max_iterations=v.integer(table, "max_iterations", lo=0, hi=10**7),
+        max_hours=v.number(table, "max_hours", lo=0.0, hi=24 * 365),
+        plateau_after=v.integer(table, "plateau_after", lo=2, hi=1000),
+        sandbox=v.boolean(table, "sandbox"),
     )
     if values["target"] is None and values["data"] == DEFAULT_DATA:
         values["target"] = DEFAULT_TARGET
@@ -145,40 +148,48 @@ def parse_config(table: dict, root: Path, where: str = "[tool.autoresearch]") ->
 
 
 class _Validator:
-    def __init__(self, where: str):
-        self.where = where
+    """Each method reads one field, falling back to the Config dataclass's default (the one place defaults live)."""
+
+    def __init__(self, where: str, defaults: dict):
+        self.where, self.defaults = where, defaults
 
     def fail(self, name, value, fix):
         return ConfigError(f"{self.where}: field {name!r} = {value!r} is invalid; {fix}")
 
-    def string(self, t, name, default):
+    def string(self, t, name):
         if name not in t:
-            return default
+            return self.defaults[name]
         value = t[name]
         if not isinstance(value, str) or not value.strip():
             raise self.fail(name, value, "give a non-empty string in double quotes")
         return value.strip()
 
     def string_list(self, t, name):
-        value = t.get(name, [])
+        value = t.get(name, list(self.defaults[name]))
         if not isinstance(value, list) or not all(isinstance(x, str) and x for x in value):
             raise self.fail(name, value, 'give a list of column names, e.g. ["id", "created_at"]')
         return value
 
     def choice(self, t, name, options):
-        value = self.string(t, name, None)
+        value = self.string(t, name)
         if value is not None and value not in options:
             raise self.fail(name, value, f"use one of {', '.join(options)} (or remove the line)")
         return value
 
-    def integer(self, t, name, default, lo, hi):
-        value = t.get(name, default)
+    def integer(self, t, name, lo, hi):
+        value = t.get(name, self.defaults[name])
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise self.fail(name, value, f"use a whole number from {lo} to {hi}")
+            raise self.fail(name, value, f"use a whole number from {lo} to {hi} (no quotes)")
         return value
 
-    def number(self, t, name, default, lo, hi):
-        value = t.get(name, default)
+    def number(self, t, name, lo, hi):
+        value = t.get(name, self.defaults[name])
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-            raise self.fail(name, value, f"use a number from {lo} to {hi}")
+            raise self.fail(name, value, f"use a number from {lo} to {hi} (no quotes)")
         return float(value)
+
+    def boolean(self, t, name):
+        value = t.get(name, self.defaults[name])
+        if not isinstance(value, bool):
+            raise self.fail(name, value, "use true or false (no quotes)")
+        return value

@@ -1,54 +1,31 @@
 """The prepared data under data/ and its manifest: the split fixed once, and hashes that prove nothing moved.
 
-data/train.parquet    the train part (features + target), the only rows train.py is ever fitted or scored on
-data/holdout.parquet  the holdout part: scored only for kept commits, shown only in the human's report
-data/folds.npz        the CV folds over train.parquet, repeat-major
-data/manifest.json    what was prepared from what: config, source and file hashes, frozen code hashes
+data/train.parquet, holdout.parquet     the two parts, features and target: the human's view of the split
+data/train_features.parquet, holdout_…  the same rows without the target: all a sandbox is ever shown
+data/labels.npz                         the targets ("train", "holdout"): read by the trusted side only
+data/folds.npz                          the ratchet's CV folds over the train part, repeat-major
+data/confirm_folds.npz                  the second look's folds (the repeats after the fixed ones)
+data/sweep_folds.npz                    the surveyor's folds, of its own seed
+data/manifest.json                      what was prepared from what: config, source and file hashes, frozen code
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import time
 from pathlib import Path
 
+from autoresearch import layout
 from autoresearch.config import Config, ConfigError
 from autoresearch.errors import UserError
+from autoresearch.files import atomic_write, read_json, sha256_file, sha256_json, write_json
 
-TRAIN, HOLDOUT, FOLDS, MANIFEST = "train.parquet", "holdout.parquet", "folds.npz", "manifest.json"
-CONFIRM = "confirm_folds.npz"  # the second look's folds: the repeats after the fixed ones, same seeds scheme
-FROZEN_GLOBS = ("prepare.py", "pyproject.toml", "uv.lock", "autoresearch/**/*.py", ".claude/**/*")
-NOT_FROZEN = (".claude/settings.local.json",)
 # the sweep searches on folds of its own so the ratchet's verdict on its winner is not biased by the search
 SWEEP_SEED_OFFSET = 7919
+VERSION = 2  # 2: feature files, labels.npz and sweep folds (the sandboxed engine's inputs)
 
 
 class StaleError(UserError):
     """The prepared data no longer matches the config, the data or the harness code."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def sha256_json(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
-
-
-def frozen_files(root: Path) -> dict[str, str]:
-    out = {}
-    for pattern in FROZEN_GLOBS:
-        for p in sorted(root.glob(pattern)):
-            rel = p.relative_to(root).as_posix()
-            if p.is_file() and rel not in NOT_FROZEN and "__pycache__" not in rel:
-                out[rel] = sha256_file(p)
-    return out
 
 
 def source_fingerprint(cfg: Config) -> str:
@@ -59,7 +36,7 @@ def source_fingerprint(cfg: Config) -> str:
 
 
 def ledger_has_rows(root: Path) -> bool:
-    path = root / "results.tsv"
+    path = root / layout.LEDGER
     if not path.is_file():
         return False
     with open(path, encoding="utf-8", errors="replace") as f:
@@ -82,11 +59,15 @@ def prepare(cfg: Config, force: bool = False) -> tuple[dict, bool]:
             + ". results.tsv already has experiments scored on the old split, so re-preparing would make them "
             "incomparable: run `uv run prepare.py --force` and start a new run tag, or undo the change"
         )
-    return _write(cfg), True
+    return write(cfg), True
 
 
-def _write(cfg: Config) -> dict:
+def write(cfg: Config) -> dict:
+    """Load the table, fix the split and the folds, write data/ and its manifest. Deterministic: the same config
+    and table give the same files byte for byte, which is how damaged data is restored."""
     # heavy imports only when (re)preparing: checking the manifest must stay fast for every step and hook
+    import numpy as np
+
     from autoresearch.dataset import load_table
     from autoresearch.metrics import resolve_metric
     from autoresearch.splits import fold_size_ratio, holdout_split, make_folds, save_folds
@@ -102,44 +83,49 @@ def _write(cfg: Config) -> dict:
     groups = table.X[cfg.group_column] if cfg.group_column else None
     timecol = table.X[cfg.time_column] if cfg.time_column else None
     train_idx, hold_idx = holdout_split(table.y, table.task, cfg.test_size, cfg.seed, groups, timecol)
-    frame = table.X.assign(**{table.y.name: table.y})
+    target = table.y.name
+    frame = table.X.assign(**{target: table.y})
     train = frame.iloc[train_idx].reset_index(drop=True)
     hold = frame.iloc[hold_idx].reset_index(drop=True)
-    sub = lambda col: train[col] if col else None  # noqa: E731
+
+    def sub(col):
+        return train[col] if col else None
+
     # one draw of repeats + confirm_repeats: repeat r's folds depend only on seed + 1000 r, so the fixed folds
     # are the same with or without a second look, and the confirm folds are fresh partitions of the same rows
-    every = make_folds(
-        train[table.y.name],
-        table.task,
-        cfg.folds,
-        _repeats(cfg) + _confirm_repeats(cfg),
-        cfg.seed,
-        sub(cfg.group_column),
-        sub(cfg.time_column),
-    )
-    n_fixed = len(every) if cfg.time_column else cfg.folds * _repeats(cfg)
+    every = make_folds(train[target], table.task, cfg.folds, repeats(cfg) + confirm_repeats(cfg), cfg.seed,
+                       sub(cfg.group_column), sub(cfg.time_column))  # fmt: skip
+    n_fixed = len(every) if cfg.time_column else cfg.folds * repeats(cfg)
     folds, confirm = every[:n_fixed], every[n_fixed:]
+    sweep = make_folds(train[target], table.task, cfg.folds, repeats(cfg), cfg.seed + SWEEP_SEED_OFFSET,
+                       sub(cfg.group_column), sub(cfg.time_column))  # fmt: skip
 
-    cfg.data_dir.mkdir(exist_ok=True)
-    _atomic(cfg.data_dir / TRAIN, lambda p: train.to_parquet(p, index=False))
-    _atomic(cfg.data_dir / HOLDOUT, lambda p: hold.to_parquet(p, index=False))
-    _atomic(cfg.data_dir / FOLDS, lambda p: save_folds(p, folds))
-    names = [TRAIN, HOLDOUT, FOLDS]
+    d = cfg.data_dir
+    d.mkdir(exist_ok=True)
+    atomic_write(d / layout.TRAIN_PART, lambda p: train.to_parquet(p, index=False))
+    atomic_write(d / layout.HOLDOUT_PART, lambda p: hold.to_parquet(p, index=False))
+    atomic_write(d / layout.TRAIN_FEATURES, lambda p: train.drop(columns=[target]).to_parquet(p, index=False))
+    atomic_write(d / layout.HOLDOUT_FEATURES, lambda p: hold.drop(columns=[target]).to_parquet(p, index=False))
+    labels = {"train": _plain_labels(train[target], np), "holdout": _plain_labels(hold[target], np)}
+    atomic_write(d / layout.LABELS, lambda p: _savez(p, labels, np))
+    atomic_write(d / layout.FOLDS, lambda p: save_folds(p, folds))
+    atomic_write(d / layout.SWEEP_FOLDS, lambda p: save_folds(p, sweep))
+    names = [layout.TRAIN_PART, layout.HOLDOUT_PART, layout.TRAIN_FEATURES, layout.HOLDOUT_FEATURES, layout.LABELS,
+             layout.FOLDS, layout.SWEEP_FOLDS]  # fmt: skip
     if confirm:
-        _atomic(cfg.data_dir / CONFIRM, lambda p: save_folds(p, confirm))
-        names.append(CONFIRM)
+        atomic_write(d / layout.CONFIRM_FOLDS, lambda p: save_folds(p, confirm))
+        names.append(layout.CONFIRM_FOLDS)
     else:
-        (cfg.data_dir / CONFIRM).unlink(missing_ok=True)
-    files = {name: sha256_file(cfg.data_dir / name) for name in names}
+        (d / layout.CONFIRM_FOLDS).unlink(missing_ok=True)
     manifest = {
-        "version": 1,
+        "version": VERSION,
         "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": cfg.as_dict(),
         "config_sha": sha256_json(cfg.as_dict()),
         "source": cfg.data,
         "source_sha": source_fingerprint(cfg),
         "task": table.task,
-        "target": table.y.name,
+        "target": target,
         "metric": metric.name,
         "higher_is_better": metric.higher_is_better,
         "n_rows": len(frame),
@@ -159,28 +145,33 @@ def _write(cfg: Config) -> dict:
             "max": float(table.y.max()),
         },
         "warnings": table.warnings,
-        "files": files,
-        "frozen": frozen_files(cfg.root),
+        "files": {name: sha256_file(d / name) for name in names},
+        "frozen": layout.frozen_files(cfg.root),
         "prepare_s": round(time.time() - t0, 2),
     }
     manifest["id"] = sha256_json({k: manifest[k] for k in ("config_sha", "source_sha", "files")})[:12]
-    _atomic(cfg.data_dir / MANIFEST, lambda p: Path(p).write_text(json.dumps(manifest, indent=1)))
+    write_json(d / layout.MANIFEST, manifest)
     return manifest
 
 
-def _repeats(cfg: Config) -> int:
+def _plain_labels(y, np):
+    """Labels as a plain numpy array (numbers, or fixed-width text), loadable without pickle."""
+    values = y.to_numpy()
+    return values.astype(str) if values.dtype == object or values.dtype.kind not in "biuf" else values
+
+
+def _savez(path: Path, arrays: dict, np) -> None:
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def repeats(cfg: Config) -> int:
     return 1 if cfg.time_column else cfg.repeats
 
 
-def _confirm_repeats(cfg: Config) -> int:
+def confirm_repeats(cfg: Config) -> int:
     # forward-chaining folds have one partition only: there is nothing fresh to look at twice
     return 0 if cfg.time_column or cfg.keep_rule != "paired" else cfg.confirm_repeats
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------
@@ -188,11 +179,8 @@ def _atomic(path: Path, write) -> None:
 
 
 def load_manifest(cfg: Config) -> dict | None:
-    path = cfg.data_dir / MANIFEST
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+    manifest = read_json(cfg.data_dir / layout.MANIFEST)
+    return manifest if isinstance(manifest, dict) and manifest.get("version") == VERSION else None
 
 
 def problems(cfg: Config, manifest: dict, check_source: bool = False) -> list[str]:
@@ -205,7 +193,7 @@ def problems(cfg: Config, manifest: dict, check_source: bool = False) -> list[st
         path = cfg.data_dir / name
         if not path.is_file() or sha256_file(path) != digest:
             out.append(f"data/{name} was modified or removed")
-    now = frozen_files(cfg.root)
+    now = layout.frozen_files(cfg.root)
     before = manifest.get("frozen", {})
     for rel in sorted(set(now) | set(before)):
         if now.get(rel) != before.get(rel):
@@ -239,21 +227,16 @@ def data_card(manifest: dict, cfg: Config) -> str:
             else "shuffled"
         )
     )
+    direction = "higher is better" if manifest["higher_is_better"] else "lower is better"
     lines = [
         f"data:     {manifest['source']}  ({manifest['n_rows']} rows, {len(cols)} features: "
         + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
         + ")",
         f"target:   {manifest['target']}  ({manifest['task']}; {balance})",
-        f"metric:   {manifest['metric']} ({'higher' if manifest['higher_is_better'] else 'lower'} is better)",
+        f"metric:   {manifest['metric']} ({direction})",
         f"split:    {manifest['n_train']} train / {manifest['n_holdout']} holdout, {split}",
-        f"folds:    {cfg.folds} folds x {_repeats(cfg)} repeats = {manifest['n_folds']} scores per evaluation",
+        f"folds:    {cfg.folds} folds x {repeats(cfg)} repeats = {manifest['n_folds']} scores per evaluation",
         f"budget:   {cfg.budget_s:g} s and {cfg.memory_mb} MB per evaluation, n_jobs {cfg.n_jobs}",
     ]
     lines += [f"warning:  {w}" for w in manifest.get("warnings", [])]
     return "\n".join(lines)
-
-
-def load_train(cfg: Config):
-    import pandas as pd
-
-    return pd.read_parquet(cfg.data_dir / TRAIN)

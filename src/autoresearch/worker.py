@@ -1,0 +1,313 @@
+"""The sandboxed side of an evaluation: `python -m autoresearch.worker FD`, started by autoresearch.engine.
+
+A fork server: it imports the heavy libraries train.py uses (never train.py itself) and the feature frames
+it is given, then forks one process per fold. That process gets a fold of its own (autoresearch.isolation),
+reads its task straight from the parent over a socket of its own (the rows to fit with their labels, the rows
+to predict without theirs), imports train.py afresh, fits, predicts, sends the predictions back, and dies.
+The server never holds a label; nothing a fold learns reaches the next one; the parent scores.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import resource
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from autoresearch import contract, wire
+from autoresearch.contract import ContractError
+
+LINUX = sys.platform.startswith("linux")
+MAX_INIT = 1 << 30  # the init frame carries no rows: only paths and settings
+MAX_TASK = 1 << 34  # a task carries the fold's row positions and training labels
+
+
+class Violation(PermissionError):
+    """train.py reached for a path only the harness may touch (a PermissionError, as the OS would raise)."""
+
+
+# ---------------------------------------------------------------------------
+# The server
+
+
+def main(argv: list[str]) -> int:
+    ctl = socket.socket(fileno=int(argv[0]))
+    kind, payload, _ = wire.recv(ctl, MAX_INIT)
+    init = pickle.loads(payload)  # from our own parent: the one direction pickles travel
+    t0 = time.perf_counter()
+    _harden(init)
+    for name in init["preload"]:  # what train.py imports, so each fold pays for train.py's own body only
+        try:
+            __import__(name)
+        except Exception:  # noqa: BLE001 - a module that fails here fails again, with a message, in the fold
+            pass
+    import pandas as pd
+
+    frames = {part: pd.read_parquet(path) for part, path in init["features"].items()}
+    why = None
+    if init["isolate"]:
+        from autoresearch import isolation
+
+        why = isolation.probe(init["scratch_mb"])
+    wire.send_json(ctl, {"event": "ready", "import_s": round(time.perf_counter() - t0, 3), "isolated": why is None,
+                         "why": why})  # fmt: skip
+    isolated = init["isolate"] and why is None
+    while True:
+        try:
+            msg, fd = wire.recv_json(ctl, want_fd=True)
+        except (EOFError, ConnectionError, wire.ProtocolError):
+            return 0
+        if fd is None:
+            continue
+        scratch = None if isolated else tempfile.mkdtemp(prefix="fold-", dir=init["scratch_root"])
+        pid = os.fork()
+        if pid == 0:
+            _fold(init, frames, fd, ctl.fileno(), isolated, scratch)
+        os.close(fd)
+        code = _wait(pid, isolated, scratch)
+        wire.send_json(ctl, {"event": "exit", "fold": msg.get("fold"), "code": code})
+
+
+def _harden(init: dict) -> None:
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if LINUX:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: die with the parent
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no fold may trace this process or read its memory
+        if not init["isolate"]:
+            libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: a fold's escaped daemons come back here
+        # a backstop against one runaway allocation; the parent's watchdog is the real memory cap
+        cap = (init["memory_mb"] * 4 + 2048) << 20
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+
+def _wait(pid: int, isolated: bool, scratch: str | None) -> int:
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if not isolated:  # no namespace to take the fold's leftovers with it: kill and remove them here
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if LINUX:
+            from autoresearch.processes import children_of, descendants
+
+            for child in children_of(os.getpid()):
+                for p in reversed(descendants(child)):
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+                try:
+                    os.waitpid(child, 0)
+                except ChildProcessError:
+                    pass
+        shutil.rmtree(scratch, ignore_errors=True)
+    return code
+
+
+# ---------------------------------------------------------------------------
+# A fold
+
+
+def _fold(init: dict, frames: dict, fd: int, ctl_fd: int, isolated: bool, scratch: str | None) -> None:
+    """In the forked child: never returns."""
+    sock = None
+    try:
+        os.close(ctl_fd)
+        _close_fds_except(fd)
+        if LINUX:
+            import ctypes
+
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # die with the server
+        if isolated:
+            from autoresearch import isolation
+
+            isolation.enter(init["scratch_mb"])
+            home = isolation.SCRATCH[0]
+        else:
+            os.setsid()  # a group of its own: the server kills the whole of it afterwards
+            home = scratch
+        os.chdir(home)
+        for var in ("HOME", "TMPDIR", "TMP", "TEMP", "JOBLIB_TEMP_FOLDER"):
+            os.environ[var] = home
+        tempfile.tempdir = None
+        sock = socket.socket(fileno=fd)
+        _, payload, _ = wire.recv(sock, MAX_TASK)
+        _run(init, frames, pickle.loads(payload), sock)
+    except BaseException as e:  # noqa: BLE001 - whatever happens, the parent hears one line
+        traceback.print_exc()
+        if sock is not None:
+            try:
+                wire.send_json(sock, {"event": "error", **_classify(e)})
+            except OSError:
+                pass
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(0)
+
+
+def _close_fds_except(keep: int) -> None:
+    top = min(os.sysconf("SC_OPEN_MAX"), 1 << 16)
+    os.closerange(3, keep)
+    os.closerange(keep + 1, top)
+
+
+def _run(init: dict, frames: dict, task: dict, sock: socket.socket) -> None:
+    import numpy as np
+    import pandas as pd
+
+    _install_guard(init["guard"], sock)
+    module = contract.import_train(Path(init["train_py"]), task["prepare"])
+    problems = contract.pipeline_problems(module)
+    if problems:
+        raise ContractError(problems[0])
+    est = contract.build(module, {**module.PARAMS, **(task.get("params") or {})})
+    X = frames["train"]
+    X_fit = X.iloc[task["fit"]]
+    y_fit = pd.Series(task["y"], index=X_fit.index, name=init["target"])
+    X_pred = X.iloc[task["predict"]] if task["part"] == "train" else frames[task["part"]]
+    t0 = time.perf_counter()
+    try:
+        est.fit(X_fit, y_fit)
+    except (MemoryError, Violation):
+        raise
+    except Exception as e:
+        raise _Failed(f"fit raised {type(e).__name__}: {contract.one_line(e)}") from e
+    fit_s = time.perf_counter() - t0
+    method = next((m for m in task["methods"] if callable(getattr(est, m, None))), None)
+    if method is None:
+        raise ContractError(_missing(task["methods"]))
+    t1 = time.perf_counter()
+    try:
+        pred = getattr(est, method)(X_pred)
+    except (MemoryError, Violation):
+        raise
+    except Exception as e:
+        raise _Failed(f"{method}() raised {type(e).__name__}: {contract.one_line(e)}") from e
+    predict_s = time.perf_counter() - t1
+    values = _plain(pred, method, np)
+    classes = getattr(est, "classes_", None)
+    wire.send_json(sock, {"event": "result", "method": method, "fit_s": round(fit_s, 4),
+                          "predict_s": round(predict_s, 4), "classes": classes is not None})  # fmt: skip
+    wire.send(sock, wire.ARRAY, wire.array_bytes(values))
+    if classes is not None:
+        wire.send(sock, wire.ARRAY, wire.array_bytes(_plain(classes, "classes_", np)))
+    if task.get("export"):
+        import joblib
+
+        buf = io.BytesIO()
+        joblib.dump(est, buf)
+        wire.send(sock, wire.BLOB, buf.getvalue())
+
+
+class _Failed(Exception):
+    """fit or predict raised: a crash, with the reason already in words."""
+
+
+def _missing(methods: list[str]) -> str:
+    if methods == ["predict_proba"]:
+        return ("the metric needs probabilities but the pipeline has no predict_proba(); end the pipeline in a "
+                "classifier that has it")  # fmt: skip
+    return f"the metric needs one of {', '.join(m + '()' for m in methods)}, and the pipeline has none of them"
+
+
+def _plain(values, what: str, np):
+    """Numbers or fixed-width text: the only arrays the parent reads back."""
+    try:
+        arr = np.asarray(values)
+    except Exception:
+        raise ContractError(f"{what} returned a {type(values).__name__}, not an array") from None
+    if arr.dtype == object:
+        try:
+            arr = arr.astype(float) if all(isinstance(v, (int, float, np.number)) for v in arr.ravel()) else (
+                arr.astype(str))  # fmt: skip
+        except (TypeError, ValueError):
+            raise ContractError(f"{what} returned values that are neither numbers nor text") from None
+    if arr.dtype.kind not in "biufU":
+        raise ContractError(f"{what} returned {arr.dtype} values; it must return numbers (or class labels)")
+    return arr
+
+
+def _classify(e: BaseException) -> dict:
+    if isinstance(e, ContractError):
+        return {"kind": "contract", "reason": str(e)}
+    if isinstance(e, Violation):
+        return {"kind": "invalid", "reason": str(e)}
+    if isinstance(e, MemoryError):
+        return {"kind": "memory", "reason": "memory: MemoryError (the pipeline asked for more memory than the cap "
+                                            "allows)"}  # fmt: skip
+    if isinstance(e, SyntaxError) and e.filename and e.filename.endswith("train.py"):
+        return {"kind": "exception", "reason": f"SyntaxError in train.py line {e.lineno}: {e.msg}"}
+    if isinstance(e, _Failed):
+        return {"kind": "exception", "reason": str(e)}
+    return {"kind": "exception", "reason": f"{type(e).__name__}: {contract.one_line(e)}"}
+
+
+# ---------------------------------------------------------------------------
+# Defence in depth inside the sandbox: name every reach for the harness's paths (the sandbox hides them anyway)
+
+
+def _install_guard(guard: dict, sock: socket.socket) -> None:
+    private = [Path(p) for p in guard["private"]]
+    frozen = [Path(p) for p in guard["frozen"]]
+    root = Path(guard["root"])
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+    reported: set[str] = set()
+
+    def resolve(path) -> Path | None:
+        try:
+            p = Path(os.fsdecode(path))
+        except (TypeError, ValueError):
+            return None
+        return Path(os.path.normpath(p if p.is_absolute() else Path.cwd() / p))
+
+    def inside(p: Path, places) -> bool:
+        return any(p == q or q in p.parents for q in places)
+
+    def deny(what: str, p: Path) -> None:
+        try:
+            shown = p.relative_to(root).as_posix()
+        except ValueError:
+            shown = str(p)
+        msg = f"train.py may not {what} {shown}: only the harness touches it"
+        if msg not in reported and len(reported) < 20:
+            reported.add(msg)
+            wire.send_json(sock, {"event": "violation", "reason": msg})
+        raise Violation(msg)
+
+    def hook(event, args):
+        if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
+            p = resolve(args[0])
+            if p is None:
+                return
+            mode, flags = (list(args) + [None, None])[1:3]
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool((flags or 0) & write_flags)
+            if inside(p, private):
+                deny("write to" if writing else "read", p)
+            if writing and inside(p, frozen):
+                deny("write to", p)
+        elif event in ("os.remove", "os.rename", "os.truncate", "shutil.rmtree", "os.rmdir", "os.chmod"):
+            for a in args[:2]:
+                if isinstance(a, (str, bytes, os.PathLike)) and (p := resolve(a)) and inside(p, private + frozen):
+                    deny("change", p)
+
+    sys.addaudithook(hook)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
