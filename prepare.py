@@ -10,7 +10,7 @@ Everything configurable lives in [tool.autoresearch] of pyproject.toml; the mach
 import sys
 
 from autoresearch.config import ConfigError, load_config
-from autoresearch.prepared import load_manifest
+from autoresearch.manifest import load_manifest
 
 # ---------------------------------------------------------------------------
 # Constants (read from pyproject.toml [tool.autoresearch]; change them there, then `uv run prepare.py --force`)
@@ -40,30 +40,31 @@ METRIC = _MANIFEST.get("metric", CONFIG.metric)  # the score every experiment is
 # What train.py gets (the contract; see train.py for an example)
 #
 #   build_pipeline(PARAMS) -> a fresh, unfitted scikit-learn estimator or Pipeline.
-#   It is fitted on X: a pandas DataFrame of the raw feature columns (text columns as 'category'
-#   dtype, numbers as numbers, missing values left as NaN) and y: the target column, as in the table.
-#   Anything fitted (imputers, encoders, target encoding, feature selection) must live inside the
-#   pipeline, so every fold learns it from its own training rows only: CV stays leak-free.
-#   The metric needs predict_proba for roc_auc / log_loss, predict otherwise.
+#   For each fold it is fitted on X: a pandas DataFrame of the raw feature columns (text columns as
+#   'category' dtype, numbers as numbers, missing values left as NaN) and y: the target column, as in the
+#   table; then it predicts the fold's other rows, whose labels it never sees (predict_proba for roc_auc /
+#   log_loss, predict otherwise). Anything fitted (imputers, encoders, target encoding, feature selection)
+#   must live inside the pipeline, so every fold learns it from its own training rows only.
 #
 # How it is judged
 #
-#   FOLDS x REPEATS fixed folds of the train part; each fold scored with METRIC; the mean is the
-#   score. The ratchet pairs a candidate's fold scores with the incumbent's on identical folds and
-#   keeps it only when the gain is significant (corrected resampled t-test), see autoresearch/keep_rule.py.
-#   train.py may import from prepare only: TASK, METRIC, SEED, N_JOBS. It may not read data/,
-#   .autoresearch/ or results.tsv, nor write any frozen file: the child process is guarded and the
-#   files are hashed before and after every run.
+#   FOLDS x REPEATS fixed folds of the train part; the harness scores each fold's predictions with METRIC;
+#   the mean is the score. Each fold runs in a fresh process in a sandbox that sees no data files, no run
+#   state, no .git and no network, and can write only its own scratch folder (README: "Trust model").
+#   The ratchet pairs a candidate's fold scores with the incumbent's on identical folds and keeps it only
+#   when the gain is significant (corrected resampled t-test), see autoresearch/keep_rule.py.
+#   train.py may import from prepare only: TASK, METRIC, SEED, N_JOBS.
 
 # ---------------------------------------------------------------------------
 # Entry points
 
 
 def evaluate_cli(train_py: str) -> None:
-    """`uv run train.py` lands here: score train.py on the folds, print metric, mean, folds, status."""
-    from autoresearch.harness import train_main
+    """`uv run train.py` is routed to the harness before train.py runs (autoresearch/boot.py); this is the
+    fallback when train.py was run some other way."""
+    from autoresearch.dryrun import main
 
-    train_main(train_py)
+    main(train_py)
 
 
 def main(argv: list[str]) -> int:

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("prepare.py", "train.py", "pyproject.toml", "uv.lock", "program.md", ".gitignore", "README.md")
-PROJECT_DIRS = ("autoresearch", ".claude")
+PROJECT_DIRS = ("src", ".claude")
 # small and fast by default; tests that need the full shape pass their own config
 FAST_CONFIG = {"folds": 3, "repeats": 1, "budget_s": 60}
 
@@ -68,7 +68,7 @@ class Project:
         return proc
 
     def cli(self, *args: str, **kw) -> subprocess.CompletedProcess:
-        return self.run("-m", "autoresearch.cli", *args, **kw)
+        return self.run("-P", "-m", "autoresearch.cli", *args, **kw)
 
     def git(self, *args: str) -> str:
         return subprocess.run(["git", *args], cwd=self.path, capture_output=True, text=True, check=True).stdout.strip()

@@ -28,8 +28,8 @@ from conftest import fake_estimator, make_project
 
 from autoresearch import ledger
 from autoresearch.config import load_config
-from autoresearch.prepared import load_manifest, problems
-from autoresearch.runner import LOG_HEAD_BYTES, LOG_TAIL_BYTES, TOKEN_VAR
+from autoresearch.manifest import load_manifest, problems
+from autoresearch.processes import LOG_HEAD_BYTES, LOG_TAIL_BYTES, TOKEN_VAR
 
 TAG = "faults"
 # every legitimate evaluation here (the LightGBM one is the slowest) must fit on a loaded 2-core box,

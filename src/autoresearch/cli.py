@@ -9,6 +9,7 @@ import sys
 # verb: (module, one-line help). The module defines add_arguments_<verb>(parser) and run_<verb>(args) -> int.
 VERBS = {
     "prepare": ("autoresearch.cli", "fix the holdout and the folds, cache the data under data/, print the data card"),
+    "train": ("autoresearch.dryrun", "score train.py on the folds in the sandbox (what `uv run train.py` runs)"),
     "start": ("autoresearch.ratchet", "start or resume the run on branch autoresearch/<tag>: baseline, ledger, card"),
     "step": ("autoresearch.ratchet", "one iteration: commit train.py, evaluate, keep or revert, log one row"),
     "status": ("autoresearch.status", "where the run stands (best, last rows, categories, plateau) in <= 25 lines"),
@@ -95,7 +96,7 @@ def add_arguments_prepare(p: argparse.ArgumentParser) -> None:
 
 def run_prepare(args) -> int:
     from autoresearch.config import load_config
-    from autoresearch.prepared import data_card, prepare
+    from autoresearch.manifest import data_card, prepare
 
     cfg = load_config()
     manifest, written = prepare(cfg, force=args.force)

@@ -156,10 +156,10 @@ class Lane:
         self._send(wire.PICKLE, pickle.dumps(init))
 
     def ready(self) -> None:
-        """Wait for the worker's imports; raises _Ended if the sandbox died or ran out of time first."""
+        """Wait for the worker's imports; raises Ended if the sandbox died or ran out of time first."""
         msg = self._recv_ctl()
         if msg.get("event") != "ready":
-            raise _Ended("the worker did not start")
+            raise Ended("the worker did not start")
         self.isolated, self.why = bool(msg.get("isolated")), msg.get("why")
         self.import_s, self.started = _number(msg.get("import_s")), True
 
@@ -173,7 +173,7 @@ class Lane:
             try:
                 wire.send_json(self.ctl, {"op": "fold", "fold": fold_id}, fd=theirs.fileno())
             except OSError:
-                raise _Ended("the worker is gone") from None
+                raise Ended("the worker is gone") from None
             theirs.close()
             ours.settimeout(self._timeout())
             task = {"fold": fold_id, "fit": fit_rows, "y": y_fit, "part": part, "predict": predict_rows,
@@ -241,7 +241,7 @@ class Lane:
         try:
             return wire.recv_json(self.ctl)
         except (EOFError, OSError, wire.ProtocolError):
-            raise _Ended("the worker ended") from None
+            raise Ended("the worker ended") from None
 
     def close(self) -> str:
         try:
@@ -252,7 +252,7 @@ class Lane:
         return tail
 
 
-class _Ended(Exception):
+class Ended(Exception):
     """The sandbox is gone: the watchdog's reason (timeout, memory) or a death says why."""
 
 
@@ -290,11 +290,11 @@ class Session:
             self._retire()
         if time.monotonic() >= self.deadline:
             self.ended = self.ended or "timeout"
-            raise _Ended("out of time")
+            raise Ended("out of time")
         self.start()
         try:
             self.current.ready()
-        except _Ended:
+        except Ended:
             self._retire()
             raise
         lane = self.current
@@ -365,7 +365,7 @@ def cross_validate(cfg: Config, train_py: Path, folds: str = "cv", *, log_path: 
         run_folds(session, data, out, params=params, on_fold=on_fold)
     except Pruned:
         out.status = "pruned"
-    except _Ended:
+    except Ended:
         out.status, out.reason = "crash", "the sandbox ended before the evaluation did"
     finally:
         out.tail = session.close()
@@ -400,7 +400,7 @@ def fit_holdout(cfg: Config, train_py: Path, *, log_path: Path | None = None, ex
                 out.status, out.reason = "crash", f"train.py contract: holdout: {e}"
             out.model = f.model
             out.classes = None if f.classes is None else f.classes.tolist()
-    except _Ended:
+    except Ended:
         out.status, out.reason = "crash", "the sandbox ended before the fit did"
     finally:
         out.tail = session.close()

@@ -13,21 +13,18 @@ metadata.json (prepare.py reads the project's config and data at import, which a
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 from autoresearch.errors import UserError
 
 MODEL, META, SOURCE = "model.joblib", "metadata.json", "train.py"
 PACKAGES = ("scikit-learn", "lightgbm", "pandas", "numpy", "joblib")
-PREPARE_NAMES = ("TASK", "METRIC", "SEED", "N_JOBS")  # what train.py may import from prepare (static_check)
 
 PREDICT_HELP = """\
 The folder holds model.joblib, metadata.json and the train.py it was fitted from. Unpickling needs the
@@ -61,7 +58,7 @@ def add_arguments_export(p: argparse.ArgumentParser) -> None:
 
 
 def run_export(args) -> int:
-    from autoresearch import gitops, runstate
+    from autoresearch import gitops, integrity, runstate
     from autoresearch.config import load_config
 
     cfg = load_config()
@@ -71,17 +68,17 @@ def run_export(args) -> int:
     run = runstate.load_run(cfg.root, tag) if tag else None
     if args.tag and run is None:
         raise UserError(f"no run named {args.tag!r} in .autoresearch/runs/; drop --tag or name a started run")
-    commit = _resolve_commit(repo, args.commit or (run or {}).get("incumbent", {}).get("commit"))
+    commit = _resolve_commit(repo, args.commit or (run.incumbent.commit if run else None))
     source = _train_source(repo, commit)
     out = Path(args.out).resolve() if args.out else cfg.root / "models" / f"{tag or 'commit'}-{commit[:8]}"
     if out.exists() and any(out.iterdir()) and not args.force:
         raise UserError(f"{out} already exists; pass --force to replace it, or --out DIR for another folder")
-    # the run lock: a step's evaluation voids itself when anything opens the holdout rows meanwhile
-    with runstate.Lock(cfg.root), tempfile.TemporaryDirectory(prefix="autoresearch-export-") as tmp:
-        # outside data/ and .autoresearch/: the child's guard denies train.py code any read there
+    integrity.refuse_plants(cfg, repo)
+    # no run lock: export writes nothing of the run's, so it may run beside a live step
+    with tempfile.TemporaryDirectory(prefix="autoresearch-export-") as tmp:
         work = Path(tmp)
         (work / SOURCE).write_text(source)
-        done = _fit_in_child(cfg, work)
+        done = _fit(cfg, work)
         meta = _metadata(cfg, manifest, run, tag, commit, done)
         (work / META).write_text(json.dumps(meta, indent=1))
         _install(work, out)
@@ -106,12 +103,11 @@ def run_export(args) -> int:
 def _prepared(cfg) -> dict:
     """The manifest, when the train and holdout files are as prepared. Unlike a step, export does not mind a
     changed harness file (an upgrade after the run): only the rows it fits and scores on matter."""
-    from autoresearch.harness import ensure_prepared
-    from autoresearch.prepared import load_manifest, problems
+    from autoresearch.manifest import ensure, load_manifest, problems
 
     manifest = load_manifest(cfg)
     if manifest is None:
-        return ensure_prepared(cfg, quiet=True)
+        return ensure(cfg, quiet=True)
     moved = [p for p in problems(cfg, manifest) if p.startswith("data/")]
     if moved:
         raise UserError(
@@ -154,26 +150,27 @@ def _train_source(repo, commit: str) -> str:
         raise UserError(f"commit {commit[:12]} has no train.py; pick a commit of the run (results.tsv)") from None
 
 
-def _fit_in_child(cfg, work: Path) -> dict:
-    from autoresearch.harness import child_env, error_tail
-    from autoresearch.runner import run_child
+def _fit(cfg, work: Path) -> dict:
+    """Fit in the sandbox on the whole train part; the holdout is scored here; the pickled model comes back as
+    bytes that this side stores without loading."""
+    import pandas as pd
 
-    argv = [sys.executable, "-m", "autoresearch.export", "--child", str(work / SOURCE), str(work)]
-    result = run_child(
-        argv,
-        cwd=cfg.root,
-        budget_s=cfg.budget_s,
-        memory_mb=cfg.memory_mb,
-        log_path=work / "export.log",
-        env=child_env(cfg),
-    )
-    if result.status != "ok":
-        tail = "\n".join(f"  | {line}" for line in error_tail(result))
+    from autoresearch import layout
+    from autoresearch.engine import fit_holdout
+    from autoresearch.text import tail_lines
+
+    out = fit_holdout(cfg, work / SOURCE, log_path=work / "export.log", export=True)
+    if out.status != "ok" or out.model is None:
+        tail = "\n".join(f"  | {line}" for line in tail_lines(out.tail))
         raise UserError(
-            f"fitting the pipeline failed ({result.status}: {result.reason}); the budget and memory "
-            f"cap are budget_s and memory_mb in pyproject.toml [tool.autoresearch]\n{tail}"
+            f"fitting the pipeline failed ({out.status}: {out.reason}); the budget and memory cap are budget_s and "
+            f"memory_mb in pyproject.toml [tool.autoresearch]\n{tail}"
         )
-    return result.last("done")
+    (work / MODEL).write_bytes(out.model)
+    X = pd.read_parquet(cfg.data_dir / layout.TRAIN_FEATURES)
+    n_holdout = len(pd.read_parquet(cfg.data_dir / layout.HOLDOUT_FEATURES, columns=[X.columns[0]]))
+    return {"holdout": out.holdout, "fit_s": round(sum(out.fit_s), 3), "n_train": len(X), "n_holdout": n_holdout,
+            "features": [_feature(name, dtype) for name, dtype in X.dtypes.items()], "classes": out.classes}
 
 
 def _metadata(cfg, manifest: dict, run: dict | None, tag: str | None, commit: str, done: dict) -> dict:
@@ -191,7 +188,7 @@ def _metadata(cfg, manifest: dict, run: dict | None, tag: str | None, commit: st
         else {"status": row["status"], "mean": ledger.number(row, "metric"), "se": ledger.number(row, "se")},
         "config": cfg.as_dict(),
         "manifest_id": manifest["id"],
-        "run_manifest_id": (run or {}).get("manifest_id"),
+        "run_manifest_id": run.manifest_id if run else None,
         "source": manifest["source"],
         "target": manifest["target"],
         "task": manifest["task"],
@@ -204,6 +201,7 @@ def _metadata(cfg, manifest: dict, run: dict | None, tag: str | None, commit: st
         "features": done["features"],
         "classes": done["classes"],
         "prepare": {"TASK": manifest["task"], "METRIC": manifest["metric"], "SEED": cfg.seed, "N_JOBS": cfg.n_jobs},
+        "sandboxed": cfg.sandbox,
         "versions": versions(),
         "files": {"model": MODEL, "source": SOURCE},
     }
@@ -253,64 +251,7 @@ def _ignore_in_git(repo, root: Path, out: Path) -> None:
 
 
 # ---------------------------------------------------------------------------
-# the child: fit on the whole train part, score the holdout once, pickle
-
-
-def _child_main(train_py: Path, work: Path) -> int:
-    import importlib
-
-    import pandas as pd
-
-    from autoresearch.config import load_config
-    from autoresearch.evaluate import ContractError, Violation, build, import_train, install_guard, pipeline_problems
-    from autoresearch.metrics import PredictionError, resolve_metric
-    from autoresearch.prepared import HOLDOUT, TRAIN, load_manifest
-    from autoresearch.runner import emit
-
-    cfg = load_config()
-    manifest = load_manifest(cfg)
-    metric = resolve_metric(manifest["metric"], manifest["task"], check_task=False)
-    target = manifest["target"]
-    train = pd.read_parquet(cfg.data_dir / TRAIN)
-    hold = pd.read_parquet(cfg.data_dir / HOLDOUT)
-    X, y = train.drop(columns=[target]), train[target]
-    sys.path.insert(0, str(cfg.root))
-    importlib.import_module("prepare")  # it reads the config and manifest at import: before the guard goes up
-    install_guard(cfg.root)
-    try:
-        module = import_train(train_py)
-        problems = pipeline_problems(module)
-        if problems:
-            raise ContractError(problems[0])
-        est = build(module, module.PARAMS)
-        t0 = time.perf_counter()
-        est.fit(X, y)
-        fit_s = time.perf_counter() - t0
-        score = metric.score(est, hold.drop(columns=[target]), hold[target])
-        import joblib
-
-        joblib.dump(est, work / MODEL)
-    except (ContractError, PredictionError, Violation) as e:
-        emit({"event": "error", "reason": f"train.py: {e}"})
-        return 0
-    except Exception as e:  # noqa: BLE001 - whatever train.py raises is reported in one line
-        import traceback
-
-        traceback.print_exc()
-        emit({"event": "error", "reason": f"{type(e).__name__}: {str(e).strip()[:300]}"})
-        return 0
-    emit(
-        {
-            "event": "done",
-            "holdout": score,
-            "fit_s": round(fit_s, 3),
-            "n_train": len(X),
-            "n_holdout": len(hold),
-            "features": [_feature(name, dtype) for name, dtype in X.dtypes.items()],
-            "classes": _json_list(getattr(est, "classes_", None)),
-        }
-    )
-    return 0
+# the model's columns
 
 
 def _feature(name: str, dtype) -> dict:
@@ -503,14 +444,10 @@ def _version_notes(meta: dict) -> list[str]:
 def load_model(folder: Path, meta: dict):
     import joblib
 
-    if "prepare" not in sys.modules:
-        sys.modules["prepare"] = _prepare_stand_in(meta)
-    spec = importlib.util.spec_from_file_location("train", folder / SOURCE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["train"] = module
-    sys.dont_write_bytecode = True
+    from autoresearch.contract import import_train
+
     try:
-        spec.loader.exec_module(module)
+        import_train(folder / SOURCE, meta.get("prepare") or {})
     except Exception as e:
         raise UserError(
             f"{folder / SOURCE}: importing it failed ({type(e).__name__}: {e}); the model's code needs "
@@ -523,19 +460,6 @@ def load_model(folder: Path, meta: dict):
             f"{folder / MODEL}: cannot load it ({type(e).__name__}: {e}); install the library "
             "versions in metadata.json or export the model again"
         ) from None
-
-
-def _prepare_stand_in(meta: dict) -> types.ModuleType:
-    """What train.py may import from prepare, from the values the model was fitted with."""
-    module = types.ModuleType("prepare", "stand-in for the project's prepare.py, built from metadata.json")
-    for name in PREPARE_NAMES:
-        setattr(module, name, (meta.get("prepare") or {}).get(name))
-
-    def evaluate_cli(*_args):
-        raise UserError("this train.py came from an exported model: evaluate it inside its project")
-
-    module.evaluate_cli = evaluate_cli
-    return module
 
 
 def _write_rows(df, output: str | None, src: Path) -> str | None:
@@ -557,7 +481,3 @@ def _write_rows(df, output: str | None, src: Path) -> str | None:
     return str(dest)
 
 
-if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--child":
-        sys.exit(_child_main(Path(sys.argv[2]), Path(sys.argv[3])))
-    sys.exit("usage: python -m autoresearch.export --child TRAIN_PY WORK_DIR (the export command runs this)")

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import git
 
+from autoresearch import layout
 from autoresearch.errors import UserError
 
-TRAIN = "train.py"
-# tracked files a step tolerates as modified: the human may steer program.md while a run goes on
-TOLERATED = {"program.md"}
+TRAIN = layout.TRAIN
 
 
 def open_repo(root: Path) -> git.Repo:
@@ -35,9 +34,14 @@ def open_repo(root: Path) -> git.Repo:
 def changed_files(repo: git.Repo) -> list[str]:
     """Modified, staged, deleted and untracked (not ignored) paths, relative to the root."""
     out = []
-    for entry in repo.git.status("--porcelain=v1", "-z", "--untracked-files=all").split("\0"):
+    entries = iter(repo.git.status("--porcelain=v1", "-z", "--untracked-files=all").split("\0"))
+    for entry in entries:
         if len(entry) > 3:
             out.append(entry[3:])
+            if entry[0] in "RC":  # a rename or copy: under -z its source path follows as an entry of its own
+                source = next(entries, "")
+                if source:
+                    out.append(source)
     return out
 
 
@@ -54,6 +58,12 @@ def tip(repo: git.Repo, ref: str) -> str | None:
         return repo.git.rev_parse("--verify", "-q", f"{ref}^{{commit}}")
     except git.GitCommandError:
         return None
+
+
+def refs(repo: git.Repo, prefix: str) -> dict[str, str]:
+    """ref -> commit for every ref under `prefix`, in one git call."""
+    out = repo.git.for_each_ref("--format=%(refname) %(objectname)", prefix)
+    return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
 
 
 def blob_of_worktree(repo: git.Repo, path: str = TRAIN) -> str:

@@ -21,7 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from autoresearch import runstate
+from autoresearch import layout, runstate
+from autoresearch.files import read_json, write_json
 
 EDITABLE = {"train.py", "notes.md"}
 HARNESS_FAILURES_TO_LET_GO = 3
@@ -75,7 +76,7 @@ RULES = [
 def _active_run(root: Path) -> dict | None:
     tag = runstate.active_tag(root)
     run = runstate.load_run(root, tag) if tag else None
-    return run if run and run.get("status") == "active" else None
+    return run if run and run.status == "active" else None
 
 
 # ---------------------------------------------------------------------------
@@ -133,7 +134,7 @@ def stop(payload: dict, root: Path) -> str | None:
     """A reason to keep going (blocks the stop), or None to let the agent stop."""
     tag = runstate.active_tag(root)
     run = runstate.load_run(root, tag) if tag else None
-    if run is None or run.get("status") != "active":
+    if run is None or run.status != "active":
         return None
     from autoresearch.config import load_config
 
@@ -142,47 +143,47 @@ def stop(payload: dict, root: Path) -> str | None:
     if limit:
         _mark_stopped(root, run, limit)
         return None
-    if run.get("harness_errors", 0) >= HARNESS_FAILURES_TO_LET_GO:
-        _gate_state(root, tag, let_go=run.get("last_harness_error", "repeated harness errors"))
+    if run.harness_errors >= HARNESS_FAILURES_TO_LET_GO:
+        _gate_state(root, tag, let_go=run.last_harness_error or "repeated harness errors")
         return None
     state = _gate_state(root, tag)
-    inc = run["incumbent"]
-    manifest = runstate.read_json(root / "data" / "manifest.json") or {}
+    inc = run.incumbent
+    manifest = read_json(root / layout.DATA / layout.MANIFEST) or {}
     nxt = "edit train.py with ONE new idea (set HYPOTHESIS and CATEGORY), then run `uv run autoresearch step`"
-    if run.get("last_status") in ("crash", "timeout", "invalid"):
+    if run.last_status in ("crash", "timeout", "invalid"):
         nxt = "read the last step's error lines, fix or simplify train.py, then run `uv run autoresearch step`"
     return (
         f"The autoresearch run '{tag}' is still active, so do not stop: the human ends it. "
-        f"Best {manifest.get('metric', 'score')} so far {inc['mean']:.4f} (iter {inc['iter']}), "
-        f"{run.get('iterations', 0)} iterations done. Next: {nxt}. If you are unsure where things stand, run "
+        f"Best {manifest.get('metric', 'score')} so far {inc.mean:.4f} (iter {inc.iter}), "
+        f"{run.iterations} iterations done. Next: {nxt}. If you are unsure where things stand, run "
         f"`uv run autoresearch status`; if ideas run dry, follow the phases in program.md "
         f"(stop attempt {state['blocks']})."
     )
 
 
 def _limit_reached(cfg, run: dict) -> str | None:
-    if cfg.max_iterations and run.get("iterations", 0) >= cfg.max_iterations:
+    if cfg.max_iterations and run.iterations >= cfg.max_iterations:
         return f"max_iterations = {cfg.max_iterations} reached"
-    if cfg.max_hours and time.time() - run["started_at"] >= cfg.max_hours * 3600:
+    if cfg.max_hours and time.time() - run.started_at >= cfg.max_hours * 3600:
         return f"max_hours = {cfg.max_hours:g} reached"
     return None
 
 
 def _mark_stopped(root: Path, run: dict, reason: str) -> None:
-    run.update(status="stopped", stopped={"at": time.time(), "reason": reason})
+    run.status, run.stopped = "stopped", {"at": time.time(), "reason": reason}
     runstate.save_run(root, run)
 
 
 def _gate_state(root: Path, tag: str, let_go: str | None = None) -> dict:
     """The gate's own memory: stop_hook_active cannot count how often the agent tried to stop."""
     path = runstate.run_dir(root, tag) / "stopgate.json"
-    state = runstate.read_json(path, {"blocks": 0, "let_go": []})
+    state = read_json(path, {"blocks": 0, "let_go": []})
     if let_go:
         state["let_go"].append({"at": time.time(), "why": let_go})
     else:
         state["blocks"] += 1
     state["last"] = time.time()
-    runstate.write_json(path, state)
+    write_json(path, state)
     return state
 
 
@@ -196,10 +197,11 @@ def session_start(payload: dict, root: Path) -> str | None:
     if run is None:
         return None
     from autoresearch.config import load_config
-    from autoresearch.status import card
+    from autoresearch.cards import status_card
+    from autoresearch.manifest import load_manifest
 
-    text = card(load_config(root), run)
-    if run.get("status") == "active":
+    text = status_card(load_config(root), run, load_manifest(load_config(root)) or {})
+    if run.status == "active":
         text = (
             "An autoresearch run is in progress in this project (you may have been resumed or compacted). "
             "Re-read program.md, then continue the loop: edit train.py, `uv run autoresearch step`.\n" + text

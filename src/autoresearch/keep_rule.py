@@ -25,7 +25,8 @@ import math
 
 KEEP, NOOP, DISCARD, SIMPLIFY = "keep", "noop", "discard", "simplify"
 CRASH, TIMEOUT, INVALID, BASELINE = "crash", "timeout", "invalid", "baseline"
-KEPT_STATUSES = (BASELINE, KEEP, SIMPLIFY)
+KEPT = (KEEP, SIMPLIFY)  # verdicts that advance the branch
+FAILED = (CRASH, TIMEOUT, INVALID)
 LOOK_P = 0.3  # a first look with p_better under this (and no outright keep) earns a second look
 STRONG_SHARE = 0.25  # with a second look available, the first look alone keeps only at p < alpha * this
 
@@ -55,7 +56,7 @@ def decide(
     *,
     higher_is_better: bool,
     ratio: float,
-    alpha: float = 0.1,
+    alpha: float,
     min_delta: float = 0.0,
     rule: str = "paired",
     fewer_lines: bool = False,
@@ -91,7 +92,7 @@ def confirm(
     *,
     higher_is_better: bool,
     ratio: float,
-    alpha: float = 0.1,
+    alpha: float,
     min_delta: float = 0.0,
     fewer_lines: bool = False,
     first_n: int = 0,
@@ -181,16 +182,6 @@ def corrected_paired_p(d: list[float], ratio: float) -> tuple[float, float]:
 def keep_threshold(alpha: float, df: int) -> float:
     """The t a keep needs: Δ must exceed this many times its corrected SE (the ± on a step line)."""
     return _inverse_sf(lambda t: t_sf(t, df), alpha, 0.0, 100.0)
-
-
-def noise_floor(scores: list[float], ratio: float) -> float:
-    """The corrected standard error of a CV mean: differences smaller than this are indistinguishable."""
-    n = len(scores)
-    if n < 2:
-        return math.nan
-    mean = sum(scores) / n
-    var = sum((x - mean) ** 2 for x in scores) / (n - 1)
-    return math.sqrt((1.0 / n + ratio) * var)
 
 
 # ---------------------------------------------------------------------------

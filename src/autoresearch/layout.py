@@ -86,3 +86,31 @@ def path_pattern(extra: tuple[str, ...] = ()) -> str:
     names = [re.escape(d) + "/" for d in PRIVATE_DIRS] + [re.escape(f) for f in PRIVATE_FILES]
     names += [re.escape(PREPARE), re.escape(PYPROJECT), r"uv\.lock", re.escape("src/"), r"\.claude/", *extra]
     return "(" + "|".join(names) + ")"
+
+
+def venv_fingerprint() -> dict:
+    """What the interpreter would run at start-up, and the shape of site-packages: every .pth file's hash, any
+    sitecustomize/usercustomize on the path, and one hash over the names, sizes and mtimes of site-packages'
+    files (bytecode caches aside). Taken when the data is prepared; a difference later is a plant."""
+    import hashlib
+    import os
+    import sys
+    import sysconfig
+
+    purelib = Path(sysconfig.get_paths()["purelib"])
+    pth = {p.name: sha256_file(p) for p in sorted(purelib.glob("*.pth"))}
+    custom = sorted(str(Path(d) / f"{name}.py") for d in sys.path if d for name in ("sitecustomize", "usercustomize")
+                    if (Path(d) / f"{name}.py").is_file())  # fmt: skip
+    h = hashlib.sha256()
+    for folder, dirs, files in os.walk(purelib):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith(".pyc"):
+                continue
+            path = os.path.join(folder, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            h.update(f"{os.path.relpath(path, purelib)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return {"site_packages": str(purelib), "pth": pth, "customize": custom, "files": h.hexdigest()}

@@ -227,16 +227,29 @@ def data_card(manifest: dict, cfg: Config) -> str:
             else "shuffled"
         )
     )
-    direction = "higher is better" if manifest["higher_is_better"] else "lower is better"
+    from autoresearch.metrics import direction
+
     lines = [
         f"data:     {manifest['source']}  ({manifest['n_rows']} rows, {len(cols)} features: "
         + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
         + ")",
         f"target:   {manifest['target']}  ({manifest['task']}; {balance})",
-        f"metric:   {manifest['metric']} ({direction})",
+        f"metric:   {manifest['metric']} ({direction(manifest['higher_is_better'])})",
         f"split:    {manifest['n_train']} train / {manifest['n_holdout']} holdout, {split}",
         f"folds:    {cfg.folds} folds x {repeats(cfg)} repeats = {manifest['n_folds']} scores per evaluation",
         f"budget:   {cfg.budget_s:g} s and {cfg.memory_mb} MB per evaluation, n_jobs {cfg.n_jobs}",
     ]
     lines += [f"warning:  {w}" for w in manifest.get("warnings", [])]
     return "\n".join(lines)
+
+
+def ensure(cfg: Config, quiet: bool = False, omit: tuple[str, ...] = ()) -> dict:
+    """The manifest, preparing first if needed (then the data card goes to stderr, without the `omit` lines
+    that the caller's own card already shows)."""
+    import sys
+
+    manifest, written = prepare(cfg)
+    if written and not quiet:
+        lines = data_card(manifest, cfg).splitlines()
+        print("\n".join(x for x in lines if x.split(":", 1)[0] not in omit), file=sys.stderr)
+    return manifest

@@ -10,10 +10,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-import numpy as np
-
 DEFAULT_METRIC = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
 PROBA_TOLERANCE = 1e-6  # how far a row of predict_proba may sum from 1, or a value stray outside [0, 1]
+
+
+def direction(higher_is_better: bool) -> str:
+    """The one wording of a metric's direction (cards, reports and the dry run all say it this way)."""
+    return "higher is better" if higher_is_better else "lower is better"
 
 
 class PredictionError(ValueError):
@@ -30,7 +33,7 @@ class Metric:
 
     @property
     def direction(self) -> str:
-        return "higher is better" if self.higher_is_better else "lower is better"
+        return direction(self.higher_is_better)
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -50,6 +53,8 @@ class Metric:
 
     def score(self, y_true, method: str, values, classes=None, fit_labels=None) -> float:
         """The metric of predictions `values` (what `method` returned) against `y_true`."""
+        import numpy as np
+
         n = len(y_true)
         values = check(method, values, n, classes, fit_labels)
         if self.response == "scorer":
@@ -65,8 +70,10 @@ class Metric:
         return value
 
 
-def check(method: str, values: np.ndarray, n: int, classes=None, fit_labels=None) -> np.ndarray:
+def check(method: str, values, n: int, classes=None, fit_labels=None):
     """The contract's checks on what a fold returned; the values, as floats where they must be numbers."""
+    import numpy as np
+
     if values.ndim == 0:
         raise PredictionError(f"{method}() returned a single value, not one row per input")
     if values.shape[0] != n:
@@ -102,6 +109,8 @@ def check(method: str, values: np.ndarray, n: int, classes=None, fit_labels=None
 
 def _replay(scorer_name: str, y_true, method: str, values, classes, higher: bool) -> float:
     """A scikit-learn scorer, fed the fold's predictions through an estimator that only replays them."""
+    import numpy as np
+
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.metrics import get_scorer
 
@@ -137,6 +146,8 @@ TABLE = {
 
 
 def _rmse(y, p):
+    import numpy as np
+
     from sklearn.metrics import mean_squared_error
 
     return float(np.sqrt(mean_squared_error(y, p)))

@@ -1,23 +1,25 @@
-"""The run's own state under .autoresearch/: which run is active, its incumbent, the step journal, the lock.
+"""The run's own state under .autoresearch/: which run is active, its record, the step journal, the lock.
 
-.autoresearch/active.json           {"tag": ...}: the run the commands and the hooks act on
-.autoresearch/runs/<tag>/run.json        branch, status (active | stopped), incumbent, baseline, counters
-.autoresearch/runs/<tag>/pending.json    the journal of a step in flight: what to finish or undo after a kill
-.autoresearch/runs/<tag>/iters/<n>.json  per-iteration detail: fold scores, verdict, reasons
-.autoresearch/runs/<tag>/logs/<n>.log    the child's capped output
+.autoresearch/active.json                {"tag": ...}: the run the commands and the hooks act on
+.autoresearch/runs/<tag>/run.json        records.Run: branch, status, incumbent, baseline, counters
+.autoresearch/runs/<tag>/pending.json    records.Pending: a step in flight, to finish or undo after a kill
+.autoresearch/runs/<tag>/iters/<n>.json  records.Record: one iteration in full
+.autoresearch/runs/<tag>/logs/<n>.log    the sandbox's capped output
 .autoresearch/runs/<tag>/holdout.jsonl   holdout scores of the baseline and kept commits (the report's only)
-.autoresearch/lock                  flock held by the command that changes the run
+.autoresearch/lock                       flock held by the command that changes the run
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import re
 from pathlib import Path
 
+from autoresearch import layout
 from autoresearch.errors import NotCounted, UserError
+from autoresearch.files import read_json, write_json
+from autoresearch.records import Pending, Record, Run
 
 TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -32,47 +34,31 @@ def check_tag(tag: str) -> str:
 
 
 def state_dir(root: Path) -> Path:
-    return root / ".autoresearch"
+    return root / layout.STATE
 
 
 def run_dir(root: Path, tag: str) -> Path:
     return state_dir(root) / "runs" / tag
 
 
-def write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def read_json(path: Path, default=None):
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return default
-
-
 def active_tag(root: Path) -> str | None:
-    return (read_json(state_dir(root) / "active.json") or {}).get("tag")
+    tag = (read_json(state_dir(root) / "active.json") or {}).get("tag")
+    return tag if isinstance(tag, str) and TAG_RE.match(tag) else None
 
 
 def set_active(root: Path, tag: str) -> None:
     write_json(state_dir(root) / "active.json", {"tag": tag})
 
 
-def load_run(root: Path, tag: str) -> dict | None:
-    return read_json(run_dir(root, tag) / "run.json")
+def load_run(root: Path, tag: str) -> Run | None:
+    return Run.from_json(read_json(run_dir(root, tag) / "run.json"))
 
 
-def save_run(root: Path, run: dict) -> None:
-    write_json(run_dir(root, run["tag"]) / "run.json", run)
+def save_run(root: Path, run: Run) -> None:
+    write_json(run_dir(root, run.tag) / "run.json", run.to_json())
 
 
-def current_run(root: Path) -> dict:
+def current_run(root: Path) -> Run:
     tag = active_tag(root)
     run = load_run(root, tag) if tag else None
     if run is None:
@@ -82,6 +68,22 @@ def current_run(root: Path) -> dict:
 
 def pending_path(root: Path, tag: str) -> Path:
     return run_dir(root, tag) / "pending.json"
+
+
+def load_pending(root: Path, tag: str) -> Pending | None:
+    return Pending.from_json(read_json(pending_path(root, tag)))
+
+
+def save_pending(root: Path, pending: Pending) -> None:
+    write_json(pending_path(root, pending.tag), pending.to_json())
+
+
+def save_record(root: Path, rec: Record) -> None:
+    write_json(run_dir(root, rec.tag) / "iters" / f"{rec.iter}.json", rec.to_json())
+
+
+def load_record(root: Path, tag: str, it: int) -> Record | None:
+    return Record.from_json(read_json(run_dir(root, tag) / "iters" / f"{it}.json"))
 
 
 class Lock:

@@ -39,11 +39,6 @@ class Dim:
     log: bool = False
     choices: tuple = ()
 
-    def describe(self) -> str:
-        if self.kind == "categorical":
-            return f"{self.name} in {list(self.choices)}"
-        return f"{self.name} {self.kind} {self.low:g}..{self.high:g}{' log' if self.log else ''}"
-
 
 class _NotLiteral:
     """A PARAMS value computed at import time (e.g. SEED + 1): fine unless the sweep has to rewrite it."""
