@@ -12,9 +12,8 @@ from autoresearch.config import Config, load_config
 from autoresearch.errors import UserError
 from autoresearch.prepared import data_card, prepare
 from autoresearch.runner import RunResult, run_child
-
-TAIL_LINES = 15
-TAIL_WIDTH = 300  # one printed tail line at most: a single 100 MB line must not flood the agent
+from autoresearch.text import TAIL_LINES
+from autoresearch.text import error_tail as _error_tail
 
 
 def child_env(cfg: Config) -> dict:
@@ -125,12 +124,7 @@ class ReadWatch:
 
 
 def error_tail(result: RunResult, lines: int = TAIL_LINES) -> list[str]:
-    text = [_clip(line) for line in result.tail.splitlines() if line.strip()]
-    return text[-lines:]
-
-
-def _clip(line: str) -> str:
-    return line if len(line) <= TAIL_WIDTH else f"{line[:TAIL_WIDTH]} [... {len(line) - TAIL_WIDTH} more characters]"
+    return _error_tail(result.tail, lines)
 
 
 def fold_scores(result: RunResult) -> list[float]:
