@@ -12,7 +12,7 @@ import unicodedata
 
 import pytest
 
-from autoresearch import text
+from autoresearch import static_check, text
 
 BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 POOLS = [
@@ -127,3 +127,19 @@ def test_error_tail_lines_are_safe():
             m = re.fullmatch(r"(.*) \[\.\.\. (\d+) more characters\]", line, re.DOTALL)
             assert len(line) <= width or (m and len(m.group(1)) == width), ascii(line)
             assert all(not unicodedata.category(c).startswith("Z") or c == " " for c in line)
+
+
+def test_declarations_are_clean_at_the_source():
+    source = 'HYPOTHESIS = "a\\rb\\x00 \\udcff \\u202e end"\nCATEGORY = "model\\t"\n'
+    assert static_check.declarations(source) == {"HYPOTHESIS": "a b\\x00 \\udcff \\u202e end", "CATEGORY": "model"}
+    # the one-line rule still judges what was written
+    assert static_check.declaration_problems('HYPOTHESIS = "two\\nlines"\nCATEGORY = "model"\n')
+    assert not static_check.declaration_problems('HYPOTHESIS = "one line"\nCATEGORY = "model"\n')
+
+
+def test_a_nul_byte_in_train_py_is_not_a_traceback():
+    source = 'HYPOTHESIS = "nul \x00 inside"\nCATEGORY = "model"\n'  # a raw NUL: ast.parse raises ValueError
+    assert static_check.findings(source) == []
+    assert static_check.declarations(source) == {"HYPOTHESIS": "nul \\x00 inside", "CATEGORY": "model"}
+    assert static_check.code_lines(source) == 2
+    assert static_check.without_declarations(source) == source
