@@ -347,3 +347,97 @@ def test_a_log_that_cannot_be_written_does_not_block(fresh):
     r = call(fresh, "Stop", STOP)
     assert r.returncode == 0 and r.stdout == ""
     assert f"(and {LOG} could not be written: IsADirectoryError" in r.stderr
+
+
+# run-hook.sh: when Python itself cannot run the hook
+
+
+def _bin(tmp_path: Path, name: str, script: str) -> Path:
+    d = tmp_path / "bin"
+    d.mkdir(exist_ok=True)
+    (d / name).write_text("#!/bin/sh\n" + script)
+    (d / name).chmod(0o755)
+    return d
+
+
+def _path_without_uv(tmp_path: Path) -> str:
+    """PATH with the shell tools and no uv."""
+    d = tmp_path / "tools"
+    d.mkdir()
+    for name in ("cat", "date", "mkdir", "mktemp", "mv", "rm", "tail", "tr", "wc", "dirname"):
+        for where in ("/usr/bin", "/bin"):
+            if Path(where, name).exists():
+                (d / name).symlink_to(Path(where, name))
+                break
+    return str(d)
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_no_venv_and_no_uv_does_not_block(tmp_path, event):
+    p = new_project(tmp_path / "proj", venv=False)
+    start_run(p)
+    payload = {"PreToolUse": DENIED, "Stop": STOP, "SessionStart": {"source": "startup"}}[event]
+    r = call(p, event, payload, env={"PATH": _path_without_uv(tmp_path)})
+    assert (r.returncode, r.stdout) == (0, "")
+    assert r.stderr == (
+        f"autoresearch hook {EVENTS[event]} failed: neither {p.path}/.venv/bin/autoresearch nor uv was found "
+        f"(run `uv sync` in the project); {FAILED_OPEN[EVENTS[event]]} {DETAILS}"
+    )
+    assert "neither" in (p.path / LOG).read_text()
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_a_failing_uv_does_not_block(tmp_path, event):
+    """uv exits 2 on its own errors (a resolution failure, a lock mismatch): that must not read as a block,
+    and what it printed must not pass for a decision."""
+    p = new_project(tmp_path / "proj", venv=False)
+    start_run(p)
+    fake = _bin(
+        tmp_path, "uv", 'echo \'{"decision": "block", "reason": "from a failure"}\'\necho "uv: broken" >&2\nexit 2\n'
+    )
+    payload = {"PreToolUse": DENIED, "Stop": STOP, "SessionStart": {"source": "startup"}}[event]
+    r = call(p, event, payload, env={"PATH": f"{fake}:{_path_without_uv(tmp_path)}"})
+    assert (r.returncode, r.stdout) == (0, "")
+    assert r.stderr == (
+        "uv: broken\n"
+        f"autoresearch hook {EVENTS[event]} failed: `autoresearch hook` exited with status 2, its decision (if "
+        f"any) ignored; {FAILED_OPEN[EVENTS[event]]} {DETAILS}"
+    )
+    assert "uv: broken" in (p.path / LOG).read_text()
+
+
+def test_a_crashing_interpreter_does_not_block(tmp_path):
+    """The hook's Python dies before hooks.py could catch anything (here: a broken venv whose console script
+    prints a deny and a traceback, then exits 1): no decision passes, the traceback is logged."""
+    p = new_project(tmp_path / "proj", venv=False)
+    start_run(p)
+    script = (
+        'echo \'{"hookSpecificOutput": {"permissionDecision": "deny"}}\'\n'
+        "printf 'Traceback (most recent call last):\\nImportError: no autoresearch\\033[2J\\n' >&2\nexit 1\n"
+    )
+    (p.path / ".venv/bin").mkdir(parents=True)
+    (p.path / ".venv/bin/autoresearch").write_text("#!/bin/sh\n" + script)
+    (p.path / ".venv/bin/autoresearch").chmod(0o755)
+    r = call(p, "PreToolUse", DENIED)
+    assert (r.returncode, r.stdout) == (0, "")
+    assert "exited with status 1, its decision (if any) ignored" in r.stderr
+    log = (p.path / LOG).read_text()
+    assert "ImportError: no autoresearch[2J" in log and "\033" not in log
+
+
+def test_a_missing_project_folder_does_not_block(tmp_path):
+    p = new_project(tmp_path / "proj")
+    r = call(p, "Stop", STOP, env={"CLAUDE_PROJECT_DIR": str(tmp_path / "gone")})
+    assert (r.returncode, r.stdout) == (0, "")
+    assert f"the project folder {tmp_path / 'gone'} cannot be entered" in r.stderr
+    assert not (tmp_path / "gone").exists()
+
+
+def test_a_planted_module_in_the_project_does_not_shadow_a_library(fresh):
+    """The project folder is the agent's: the hook must not import from it (json.py here would run first
+    under `python -m`, which puts the working directory on sys.path)."""
+    fresh.write("json.py", "open('PLANTED', 'w').close()\nraise SystemExit(2)\n")
+    r = call(fresh, "PreToolUse", DENIED)
+    assert r.returncode == 0 and r.stderr == ""
+    assert json.loads(r.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
+    assert not (fresh.path / "PLANTED").exists()
