@@ -10,7 +10,7 @@ from autoresearch import layout, manifest, sandbox
 from autoresearch.config import load_config
 from autoresearch.engine import cross_validate
 from autoresearch.metrics import direction
-from autoresearch.text import tail_lines
+from autoresearch.text import error_tail
 
 LOG = "last_train_run.log"
 
@@ -38,7 +38,7 @@ def run_train(args) -> int:
         lines.append(f"warning:  {sandbox.UNPROTECTED}")
     if out.status != "ok":
         lines += [f"reason:   {out.reason}", f"log:      {log}"]
-        lines += [f"  | {line}" for line in tail_lines(out.tail)]
+        lines += [f"  | {line}" for line in error_tail(out.tail)]
     print("\n".join(lines))
     return 0 if out.status == "ok" else 1
 

@@ -157,11 +157,11 @@ def _fit(cfg, work: Path) -> dict:
 
     from autoresearch import layout
     from autoresearch.engine import fit_holdout
-    from autoresearch.text import tail_lines
+    from autoresearch.text import error_tail
 
     out = fit_holdout(cfg, work / SOURCE, log_path=work / "export.log", export=True)
     if out.status != "ok" or out.model is None:
-        tail = "\n".join(f"  | {line}" for line in tail_lines(out.tail))
+        tail = "\n".join(f"  | {line}" for line in error_tail(out.tail))
         raise UserError(
             f"fitting the pipeline failed ({out.status}: {out.reason}); the budget and memory cap are budget_s and "
             f"memory_mb in pyproject.toml [tool.autoresearch]\n{tail}"

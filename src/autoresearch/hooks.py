@@ -10,10 +10,22 @@
 Each reads the hook's JSON on stdin. The guard acts only while a run is active (the permissions in
 .claude/settings.json apply always); it is defence in depth behind them and the harness's own hashes.
 Kept import-light: it runs before every tool call.
+
+A hook fails open. Whatever goes wrong inside one (a config error, a corrupt run state, a bug) lets the
+agent's action through: the guard gives no decision (the permission rules still decide), the stop gate lets
+the agent stop, the session start goes without its card. The error goes to stderr and, with its traceback,
+to .autoresearch/hook-errors.log. The exit code is 0 in every case, failures included: Claude Code blocks
+on exit 2, and the settings lift the stop gate's block cap, so a failure that blocked would trap the agent in
+a loop it cannot leave (it may not touch the frozen file that broke). Exit 1 (a "non-blocking error") would
+let the action through too, but Claude Code then ignores stdout, and the session start's fallback note must
+reach the agent; 0 also reads the same in every event and every version. Deliberate blocks are JSON
+decisions on stdout, so no code path exits 2. The cost: at exit 0 Claude Code shows a hook's stderr only in
+its verbose mode, hence the log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -21,11 +33,22 @@ import sys
 import time
 from pathlib import Path
 
-from autoresearch import layout, runstate
+from autoresearch import layout, runstate, text
 from autoresearch.files import read_json, write_json
+from autoresearch.records import Run
 
 EDITABLE = {"train.py", "notes.md"}
 HARNESS_FAILURES_TO_LET_GO = 3
+ERROR_LOG = ".autoresearch/hook-errors.log"
+ERROR_LOG_MAX_BYTES = 256 << 10  # then it moves to hook-errors.log.1: at most twice this on disk
+# what the agent's action becomes when its hook fails; run-hook.sh says the same when Python cannot start
+FAILED_OPEN = {
+    "guard": "the guard gives no decision, so the permission rules in .claude/settings.json decide this tool call",
+    "stop": "the stop gate lets the agent stop (a hook must not trap it on its own failure); fix this, then "
+    "resume the session",
+    "session-start": "no status card injected; `uv run autoresearch status` shows where the run stands",
+}
+NO_CARD = "the session starts with a one-line note instead of the status card"
 
 FROZEN = (
     r"(prepare\.py|pyproject\.toml|uv\.lock|autoresearch/|\.claude/|data/|\.autoresearch/|results\.tsv"
@@ -73,9 +96,42 @@ RULES = [
 ]
 
 
-def _active_run(root: Path) -> dict | None:
-    tag = runstate.active_tag(root)
-    run = runstate.load_run(root, tag) if tag else None
+class StateError(Exception):
+    pass
+
+
+def _state_json(root: Path, rel: str):
+    # Unlike runstate.read_json, a file that is there but unreadable is an error, not "no run": the hook
+    # still lets the action through, but says so instead of quietly standing down.
+    try:
+        raw = (root / rel).read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as e:
+        raise StateError(f"{rel} is not valid JSON ({e})") from None
+
+
+def _run(root: Path) -> tuple[str | None, Run | None]:
+    """The active run's tag and record (None, None without one); StateError when the state is corrupt."""
+    pointer = _state_json(root, ".autoresearch/active.json")
+    if pointer is None:
+        return None, None
+    tag = pointer.get("tag") if isinstance(pointer, dict) else None
+    if not isinstance(tag, str) or not runstate.TAG_RE.match(tag) or ".." in tag:
+        raise StateError('.autoresearch/active.json does not name a run (expected {"tag": "<tag>"})')
+    data = _state_json(root, f".autoresearch/runs/{tag}/run.json")
+    if data is None:
+        return tag, None
+    run = Run.from_json(data)
+    if run is None or not isinstance(run.status, str):
+        raise StateError(f".autoresearch/runs/{tag}/run.json is not a run record")
+    return tag, run
+
+
+def _active_run(root: Path) -> Run | None:
+    _, run = _run(root)
     return run if run and run.status == "active" else None
 
 
@@ -132,8 +188,7 @@ def _guard_bash(command: str) -> str | None:
 
 def stop(payload: dict, root: Path) -> str | None:
     """A reason to keep going (blocks the stop), or None to let the agent stop."""
-    tag = runstate.active_tag(root)
-    run = runstate.load_run(root, tag) if tag else None
+    tag, run = _run(root)
     if run is None or run.status != "active":
         return None
     from autoresearch.config import load_config
@@ -161,7 +216,7 @@ def stop(payload: dict, root: Path) -> str | None:
     )
 
 
-def _limit_reached(cfg, run: dict) -> str | None:
+def _limit_reached(cfg, run: Run) -> str | None:
     if cfg.max_iterations and run.iterations >= cfg.max_iterations:
         return f"max_iterations = {cfg.max_iterations} reached"
     if cfg.max_hours and time.time() - run.started_at >= cfg.max_hours * 3600:
@@ -169,7 +224,7 @@ def _limit_reached(cfg, run: dict) -> str | None:
     return None
 
 
-def _mark_stopped(root: Path, run: dict, reason: str) -> None:
+def _mark_stopped(root: Path, run: Run, reason: str) -> None:
     run.status, run.stopped = "stopped", {"at": time.time(), "reason": reason}
     runstate.save_run(root, run)
 
@@ -192,21 +247,29 @@ def _gate_state(root: Path, tag: str, let_go: str | None = None) -> dict:
 
 
 def session_start(payload: dict, root: Path) -> str | None:
-    tag = runstate.active_tag(root)
-    run = runstate.load_run(root, tag) if tag else None
+    tag, run = _run(root)
     if run is None:
         return None
-    from autoresearch.config import load_config
-    from autoresearch.cards import status_card
-    from autoresearch.manifest import load_manifest
+    try:
+        from autoresearch.config import load_config
 
-    text = status_card(load_config(root), run, load_manifest(load_config(root)) or {})
-    if run.status == "active":
-        text = (
-            "An autoresearch run is in progress in this project (you may have been resumed or compacted). "
-            "Re-read program.md, then continue the loop: edit train.py, `uv run autoresearch step`.\n" + text
+        cfg = load_config(root)
+        from autoresearch.cards import status_card
+        from autoresearch.manifest import load_manifest
+
+        shown = status_card(cfg, run, load_manifest(cfg) or {})
+    except Exception as e:  # noqa: BLE001 - the agent must still learn that a run is in progress
+        _failed("session-start", root, e, NO_CARD)
+        shown = (
+            f"run {tag} ({text.shown(run.status, 40)}): the status card could not be built "
+            f"({text.shown(_what(e), 300)}); run `uv run autoresearch status` for where the run stands"
         )
-    return text
+    if run.status == "active":
+        shown = (
+            "An autoresearch run is in progress in this project (you may have been resumed or compacted). "
+            "Re-read program.md, then continue the loop: edit train.py, `uv run autoresearch step`.\n" + shown
+        )
+    return shown
 
 
 # ---------------------------------------------------------------------------
@@ -218,31 +281,78 @@ def add_arguments_hook(p) -> None:
 
 
 def run_hook(args) -> int:
+    """Always 0 (see the module's docstring): a decision reaches stdout only from a hook that finished."""
+    root = Path(os.environ.get("CLAUDE_PROJECT_DIR") or ".")
     try:
-        payload = json.load(sys.stdin)
-    except ValueError:
-        payload = {}
-    root = Path(os.environ.get("CLAUDE_PROJECT_DIR") or payload.get("cwd") or ".").resolve()
-    if args.event == "guard":
-        reason = guard(payload, root)
-        if reason:
-            print(
-                json.dumps(
-                    {
-                        "hookSpecificOutput": {
-                            "hookEventName": "PreToolUse",
-                            "permissionDecision": "deny",
-                            "permissionDecisionReason": reason,
-                        }
-                    }
-                )
-            )
-    elif args.event == "stop":
-        reason = stop(payload, root)
-        if reason:
-            print(json.dumps({"decision": "block", "reason": reason}))
-    else:
-        text = session_start(payload, root)
-        if text:
-            print(text)
+        payload = json.loads(sys.stdin.buffer.read())
+        if not isinstance(payload, dict):
+            raise ValueError(f"the hook input is a JSON {type(payload).__name__}, not an object")
+        root = Path(os.environ.get("CLAUDE_PROJECT_DIR") or payload.get("cwd") or ".").resolve()
+        out = _decide(args.event, payload, root)
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - a failing hook must never block, whatever failed
+        with contextlib.suppress(Exception):  # not even by failing to report the failure
+            _failed(args.event, root, e)
+        return 0
+    if out:
+        # bytes, encoded before anything is written: a terminal encoding cannot fail halfway through a decision
+        sys.stdout.buffer.write((out + "\n").encode("utf-8", "backslashreplace"))
+        sys.stdout.flush()
     return 0
+
+
+def _decide(event: str, payload: dict, root: Path) -> str | None:
+    if event == "guard":
+        reason = guard(payload, root)
+        if not reason:
+            return None
+        return json.dumps(
+            {
+                "hookSpecificOutput": {
+                    "hookEventName": "PreToolUse",
+                    "permissionDecision": "deny",
+                    "permissionDecisionReason": reason,
+                }
+            }
+        )
+    if event == "stop":
+        reason = stop(payload, root)
+        return json.dumps({"decision": "block", "reason": reason}) if reason else None
+    return session_start(payload, root)
+
+
+def _what(e: BaseException) -> str:
+    try:
+        return f"{type(e).__name__}: {e}"
+    except Exception:  # noqa: BLE001 - an exception whose str() raises still gets reported
+        return type(e).__name__
+
+
+def _failed(event: str, root: Path, e: BaseException, consequence: str | None = None) -> None:
+    """Say on stderr that the hook failed and what the agent's action became; keep the traceback."""
+    try:
+        _log(root, event, e)
+        where = f"details in {ERROR_LOG}"
+    except Exception as log_error:  # noqa: BLE001 - a read-only disk must not turn into a block either
+        where = f"and {ERROR_LOG} could not be written: {text.shown(_what(log_error), 200)}"
+    consequence = consequence or FAILED_OPEN.get(event, "no decision")
+    print(f"autoresearch hook {event} failed: {text.shown(_what(e), 400)}; {consequence} ({where})", file=sys.stderr)
+
+
+def _log(root: Path, event: str, e: BaseException) -> None:
+    import traceback
+
+    # the last lines of the traceback carry the error; each made safe to `cat` (text.error_tail)
+    lines = text.error_tail("".join(traceback.format_exception(e)), lines=60, width=500)
+    record = f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} hook {event} (pid {os.getpid()})\n" + "\n".join(lines) + "\n"
+    path = root / ERROR_LOG
+    path.parent.mkdir(exist_ok=True)
+    try:
+        if path.stat().st_size > ERROR_LOG_MAX_BYTES:
+            os.replace(path, path.with_name(path.name + ".1"))
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, record.encode("utf-8", "backslashreplace"))
+    finally:
+        os.close(fd)

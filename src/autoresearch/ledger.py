@@ -3,16 +3,27 @@
 Each row goes down in a single write() on an O_APPEND descriptor followed by fsync, so a reader sees
 either the whole row or none of it. A torn last line (a crash or a full disk mid-write) is moved aside
 to .autoresearch/results.torn-<time> before the next append, never silently dropped.
+
+The format is plain TSV that every reader splits the same way (pandas.read_csv(sep="\t"), the csv module,
+cut, awk, a spreadsheet): each field is text.shown() (one line, no tabs, no controls, at most FIELD_WIDTH
+characters) with ASCII double quotes turned into single ones. A quote is the one character those readers
+disagree on: pandas and csv take a field that starts with one as quoted, run it on across tabs and lines
+and lose or merge rows, while cut keeps it. With no quote, no tab and no line break in any field the csv
+writer never needs to quote, so no reader has to unquote. Ledgers of the earlier writer (tab-joined, quotes
+left as they were) read back unchanged: read() takes every quote literally.
 """
 
 from __future__ import annotations
 
+import csv
 import errno
+import io
 import math
 import os
 import time
 from pathlib import Path
 
+from autoresearch import text
 from autoresearch.errors import UserError
 
 FILENAME = "results.tsv"
@@ -32,6 +43,24 @@ HEADER = (
     "hypothesis",
     "note",
 )
+# wide enough for any hypothesis worth reading in a table; the full text is in iters/<n>.json and the commit
+FIELD_WIDTH = 1000
+
+
+class _Dialect(csv.Dialect):
+    delimiter = "\t"
+    quotechar = '"'
+    doublequote = True
+    quoting = csv.QUOTE_MINIMAL  # never triggered by a cell(), which has nothing to quote
+    lineterminator = "\n"
+    skipinitialspace = False
+    strict = False
+
+
+class _ReadDialect(_Dialect):
+    # neither this writer nor the one before it ever quoted a field, so a quote in the file is text
+    quoting = csv.QUOTE_NONE
+    quotechar = None
 
 
 class LedgerError(UserError):
@@ -42,19 +71,24 @@ def path(root: Path) -> Path:
     return root / FILENAME
 
 
-def _clean(value) -> str:
-    if value is None:
-        return ""
+def cell(value) -> str:
+    """A value as the ledger stores it: what read() gives back for it."""
     if isinstance(value, float):
         return "" if math.isnan(value) else f"{value:.6g}"
-    return " ".join(str(value).split())  # no tabs or newlines inside a field
+    return text.shown(value, FIELD_WIDTH).replace('"', "'")
+
+
+def _line(fields) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, _Dialect).writerow(fields)
+    return buf.getvalue()
 
 
 def format_row(row: dict) -> str:
     unknown = set(row) - set(HEADER)
     if unknown:
         raise ValueError(f"unknown ledger fields {sorted(unknown)}")
-    return "\t".join(_clean(row.get(k)) for k in HEADER) + "\n"
+    return _line(cell(row.get(k)) for k in HEADER)
 
 
 def append(root: Path, row: dict) -> None:
@@ -65,7 +99,7 @@ def append(root: Path, row: dict) -> None:
     try:
         size = os.fstat(fd).st_size
         if size == 0:
-            data = ("\t".join(HEADER) + "\n").encode() + data
+            data = _line(HEADER).encode() + data
         try:
             rest = memoryview(data)
             while rest:  # a full disk first writes short; the next write names the cause (ENOSPC, EFBIG, EDQUOT)
@@ -108,22 +142,32 @@ def _whole(line: bytes) -> bool:
 
 
 def read(root: Path, tag: str | None = None) -> list[dict]:
+    """The rows (of `tag`), values as strings. Each value comes out clean (text.clean): an earlier writer
+    let control characters through, and the status card prints these to the agent's terminal."""
     file = path(root)
     if not file.is_file():
         return []
-    rows = []
-    with open(file, encoding="utf-8", errors="replace") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        for line in f:
-            if not line.endswith("\n"):
-                break  # torn last line: not a row
-            fields = line.rstrip("\n").split("\t")
+    with open(file, encoding="utf-8", errors="replace", newline="\n") as f:
+        records = csv.reader(_whole_lines(f), _ReadDialect)
+        header = [text.clean(x) for x in next(records, [])]
+        rows = []
+        for fields in records:
             if len(fields) != len(header):
                 continue
-            row = dict(zip(header, fields, strict=True))
+            row = dict(zip(header, (text.clean(x) for x in fields), strict=True))
             if tag is None or row.get("tag") == tag:
                 rows.append(row)
     return rows
+
+
+def _whole_lines(f):
+    # One record per line: no field holds a line break. A last line without its newline is torn: not a row.
+    # No writer put a CR in the file; an editor may have (CRLF endings, a stray one), and csv would take it
+    # for the end of a record in the middle of the line.
+    for line in f:
+        if not line.endswith("\n"):
+            return
+        yield line[:-1].removesuffix("\r").replace("\r", " ")
 
 
 def number(row: dict, key: str) -> float:

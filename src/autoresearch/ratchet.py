@@ -91,7 +91,7 @@ def _baseline(cfg: Config, repo, tag: str, m: dict) -> Run:
         (rdir / sub).mkdir(parents=True, exist_ok=True)
     out = engine.cross_validate(cfg, cfg.root / layout.TRAIN, "cv", log_path=rdir / "logs" / "0.log")
     if out.status != "ok":
-        tail = "\n".join(f"  | {line}" for line in text.tail_lines(out.tail))
+        tail = "\n".join(f"  | {line}" for line in text.error_tail(out.tail))
         raise UserError(
             f"the baseline train.py does not evaluate ({out.status}: {out.reason}); "
             f"fix train.py, commit it, and start again\n{tail}"
@@ -262,7 +262,7 @@ def _judge(cfg: Config, repo, run: Run, pending: Pending, out: engine.Outcome, d
         rec.status, rec.reason, rec.tail = INVALID, text.shown(damage[0], 600), [text.shown(d, 600) for d in damage[1:]]
     elif out.status != "ok":
         rec.status = TIMEOUT if out.status == "timeout" else CRASH
-        rec.tail = text.tail_lines(out.tail)
+        rec.tail = text.error_tail(out.tail)
         if out.status == "timeout":
             rec.reason = cards.timeout_reason(rec, cfg, m["n_folds"], out.fit_s)
     else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import re
 
-from autoresearch import layout
+from autoresearch import layout, text
 from autoresearch.contract import DECLARED, PREPARE_NAMES
 
 ALLOWED_FROM_PREPARE = {*PREPARE_NAMES, "evaluate_cli"}
@@ -22,6 +22,8 @@ FORBIDDEN_TEXT = re.compile(
     "|".join([*(re.escape(n) for n in _PRIVATE_NAMES), re.escape(layout.STATE), rf"(^|[/\\]){layout.DATA}[/\\]"]),
     re.IGNORECASE,
 )
+# ast.parse raises ValueError, not SyntaxError, on a NUL byte in the source (Python 3.11)
+UNPARSABLE = (SyntaxError, ValueError)
 DYNAMIC = {"eval", "exec", "compile", "__import__", "globals", "vars"}
 FORBIDDEN_MODULES = {"autoresearch", "importlib", "git", "ctypes.util"}
 
@@ -30,7 +32,7 @@ def findings(source: str) -> list[str]:
     """Problems found in train.py; empty when it is clean. A syntax error is left to the run (a crash)."""
     try:
         tree = ast.parse(source)
-    except SyntaxError:
+    except UNPARSABLE:
         return []
     out: list[str] = []
     # bare string statements (docstrings, notes) and the declarations are prose: only strings in use are checked
@@ -82,11 +84,16 @@ def findings(source: str) -> list[str]:
 
 
 def declarations(source: str) -> dict:
-    """HYPOTHESIS and CATEGORY as literal strings, without running train.py (None when not a literal)."""
+    """HYPOTHESIS and CATEGORY as literal strings, without running train.py (None when not a literal),
+    made one safe line (text.clean): from here they reach the commit message, the ledger, JSON and the screen."""
+    return {k: None if v is None else text.clean(v) for k, v in _literals(source).items()}
+
+
+def _literals(source: str) -> dict:
     out = {"HYPOTHESIS": None, "CATEGORY": None}
     try:
         tree = ast.parse(source)
-    except SyntaxError:
+    except UNPARSABLE:
         # a broken train.py is a crash, not an invalid step: still read its declarations line by line
         for name in out:
             m = re.search(rf"^{name}\s*=\s*(['\"])(.*)\1\s*(#.*)?$", source, re.MULTILINE)
@@ -101,7 +108,7 @@ def declarations(source: str) -> dict:
 
 
 def declaration_problems(source: str) -> list[str]:
-    d = declarations(source)
+    d = _literals(source)  # as written: a newline is the agent's to fix, even though clean() would fold it
     out = []
     hyp = (d["HYPOTHESIS"] or "").strip()
     if not hyp or "\n" in hyp:
@@ -122,7 +129,7 @@ def code_lines(source: str) -> int:
     """Lines that carry code: not blank, not comments, not docstrings. The `simplify` status compares these."""
     try:
         tree = ast.parse(source)
-    except SyntaxError:
+    except UNPARSABLE:
         return len([ln for ln in source.splitlines() if ln.strip() and not ln.strip().startswith("#")])
     doc_lines: set[int] = set()
     for node in ast.walk(tree):
@@ -151,7 +158,7 @@ def without_declarations(source: str, names=("SEARCH_SPACE", "HYPOTHESIS", "CATE
     what the agent declares about the code, not in the code (the sweep may start from such a tree)."""
     try:
         tree = ast.parse(source)
-    except SyntaxError:
+    except UNPARSABLE:
         return source
     lines = source.splitlines(keepends=True)
     drop: set[int] = set()
