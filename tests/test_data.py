@@ -9,7 +9,7 @@ import pytest
 from autoresearch.config import parse_config
 from autoresearch.dataset import DataError, detect_task, load_table
 from autoresearch.errors import UserError
-from autoresearch.prepared import data_card, prepare
+from autoresearch.manifest import data_card, prepare
 
 
 def config(root, **fields):

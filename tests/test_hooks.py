@@ -27,11 +27,12 @@ def start_run(p, tag: str = TAG, **fields) -> None:
     """The files `autoresearch start` leaves behind that the hooks read: the run pointer, the run record and
     the manifest's metric."""
     commit = p.git("rev-parse", "HEAD")
-    point = {"iter": 0, "commit": commit, "mean": 0.5, "se": 0.01}
+    point = {"iter": 0, "commit": commit, "mean": 0.5, "se": 0.01, "scores": [0.5, 0.51, 0.49]}
     run = {
         "tag": tag,
         "branch": f"autoresearch/{tag}",
         "status": "active",
+        "manifest_id": "handmade",
         "started_at": time.time(),
         "iterations": 0,
         "harness_errors": 0,

@@ -15,7 +15,10 @@ import pytest
 
 from autoresearch.config import parse_config
 from autoresearch.dataset import DataError
-from autoresearch.prepared import FOLDS, HOLDOUT, MANIFEST, TRAIN, prepare
+from autoresearch.layout import FOLDS, MANIFEST
+from autoresearch.layout import HOLDOUT_PART as HOLDOUT
+from autoresearch.layout import TRAIN_PART as TRAIN
+from autoresearch.manifest import prepare
 from autoresearch.splits import load_folds
 
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 import math
 import time
 
-from autoresearch import keep_rule, ledger, sandbox
+from autoresearch import keep_rule, ledger, sandbox, text
 from autoresearch.config import Config
 from autoresearch.keep_rule import BASELINE, CRASH, INVALID, KEEP, SIMPLIFY, TIMEOUT
 from autoresearch.metrics import direction
 from autoresearch.records import Record, Run
 
 WIDTH = 110  # a card line at most, before it wraps
+SHOWN_HYPOTHESIS = 200  # characters of `category: hypothesis` on a step line (the record keeps it whole)
 BUDGET_WARNING = 0.7  # share of the evaluation budget from which the step line warns
 LAST_ROWS = 10
 STATUS_LINES = 30
@@ -106,7 +107,7 @@ def _unprotected(cfg: Config) -> list[str]:
 def step_line(rec: Record, metric: str, cfg: Config | None = None) -> str:
     """`iter 7 | roc_auc 0.9182 (Δ +0.0041 ± 0.0018, p=0.01) | KEPT | 3.1s | model: LightGBM with 31 leaves`"""
     hyp, cat = rec.hypothesis or "?", rec.category or "?"
-    what = hyp if hyp.lower().startswith(cat.lower() + ":") else f"{cat}: {hyp}"
+    what = text.shown(hyp if hyp.lower().startswith(cat.lower() + ":") else f"{cat}: {hyp}", SHOWN_HYPOTHESIS)
     secs = f"{rec.wall_s:.1f}s"
     unprotected = [] if cfg is None or cfg.sandbox else ["not protected (sandbox = false)"]
     if rec.status in (CRASH, TIMEOUT, INVALID):
@@ -233,6 +234,5 @@ def _advice(cfg: Config, run: Run, steps: list[dict]) -> list[str]:
     return out
 
 
-def shorten(text: str, n: int) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= n else text[: n - 1] + "…"
+def shorten(value: str, n: int) -> str:
+    return text.shown(value, n)
