@@ -11,6 +11,10 @@ VERBS = {
     "prepare": ("autoresearch.cli", "fix the holdout and the folds, cache the data under data/, print the data card"),
     "start": ("autoresearch.ratchet", "start or resume the run on branch autoresearch/<tag>: baseline, ledger, card"),
     "step": ("autoresearch.ratchet", "one iteration: commit train.py, evaluate, keep or revert, log one row"),
+    "profile": (
+        "autoresearch.profile",
+        "an agent-safe look at the train part: kinds, missing, levels, ranges, signal, target balance",
+    ),
     "status": ("autoresearch.status", "where the run stands (best, last rows, categories, plateau) in <= 25 lines"),
     "stop": ("autoresearch.ratchet", "mark the run stopped, so the Claude Code stop gate lets the agent end"),
     "sweep": (
