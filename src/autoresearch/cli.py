@@ -12,6 +12,10 @@ VERBS = {
     "train": ("autoresearch.dryrun", "score train.py on the folds in the sandbox (what `uv run train.py` runs)"),
     "start": ("autoresearch.ratchet", "start or resume the run on branch autoresearch/<tag>: baseline, ledger, card"),
     "step": ("autoresearch.ratchet", "one iteration: commit train.py, evaluate, keep or revert, log one row"),
+    "profile": (
+        "autoresearch.profile",
+        "an agent-safe look at the train part: kinds, missing, levels, ranges, signal, target balance",
+    ),
     "status": ("autoresearch.status", "where the run stands (best, last rows, categories, plateau) in <= 25 lines"),
     "stop": ("autoresearch.ratchet", "mark the run stopped, so the Claude Code stop gate lets the agent end"),
     "sweep": (
