@@ -319,7 +319,7 @@ def test_run_record_of_the_wrong_shape(fresh, event):
         assert r.returncode == 0 and r.stderr == ""
         assert json.loads(r.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
     elif event == "Stop":
-        assert_failed_open(fresh, r, "stop", "TypeError: ")
+        assert_failed_open(fresh, r, "stop", "StateError: .autoresearch/runs/hooks/run.json is not a whole run record")
     else:
         assert "the status card could not be built" in r.stdout
         assert_failed_open(fresh, r, "session-start", "", NO_CARD, stdout=r.stdout)

@@ -48,17 +48,17 @@ def test_corrected_p_matches_the_formula():
     ],
 )
 def test_verdicts(cand, kw, status):
-    assert kr.decide(cand, INC, higher_is_better=True, ratio=0.25, **kw).status == status
+    assert kr.decide(cand, INC, higher_is_better=True, ratio=0.25, alpha=0.1, **kw).status == status
 
 
 def test_lower_is_better_flips_the_sign():
-    v = kr.decide(shifted(-0.01), INC, higher_is_better=False, ratio=0.25)
+    v = kr.decide(shifted(-0.01), INC, higher_is_better=False, ratio=0.25, alpha=0.1)
     assert v.status == kr.KEEP and v.delta == pytest.approx(0.01)
 
 
 def test_simplify_may_not_cost_score_on_the_mean():
     # not significantly worse, but worse on the mean: shorter code does not buy a loss (it was kept before)
-    v = kr.decide(shifted(-0.0005, wobble=0.01), INC, higher_is_better=True, ratio=0.25, fewer_lines=True)
+    v = kr.decide(shifted(-0.0005, wobble=0.01), INC, higher_is_better=True, ratio=0.25, alpha=0.1, fewer_lines=True)
     assert v.status == kr.NOOP and v.p_worse > 0.1
 
 
@@ -73,7 +73,7 @@ def test_z_of_p_inverts_the_normal_tail(p):
 
 
 def first_look(cand, **kw):
-    return kr.decide(cand, INC, higher_is_better=True, ratio=0.25, second_look=True, **kw)
+    return kr.decide(cand, INC, higher_is_better=True, ratio=0.25, alpha=0.1, second_look=True, **kw)
 
 
 def test_a_strong_first_look_keeps_without_a_second():
@@ -83,7 +83,7 @@ def test_a_strong_first_look_keeps_without_a_second():
 
 def test_a_borderline_first_look_asks_for_a_second_and_is_not_kept_yet():
     cand = shifted(0.004, wobble=0.01)
-    one_look = kr.decide(cand, INC, higher_is_better=True, ratio=0.25)
+    one_look = kr.decide(cand, INC, higher_is_better=True, ratio=0.25, alpha=0.1)
     v = first_look(cand)
     assert 0.1 * kr.STRONG_SHARE <= v.p_value < kr.LOOK_P
     assert v.look_again and v.status == kr.NOOP and one_look.status == kr.NOOP

@@ -113,26 +113,31 @@ def _state_json(root: Path, rel: str):
         raise StateError(f"{rel} is not valid JSON ({e})") from None
 
 
-def _run(root: Path) -> tuple[str | None, Run | None]:
-    """The active run's tag and record (None, None without one); StateError when the state is corrupt."""
+def _run(root: Path) -> tuple[str | None, dict | None]:
+    """The active run's tag and raw record (None, None without one); StateError when the state is corrupt."""
     pointer = _state_json(root, ".autoresearch/active.json")
     if pointer is None:
         return None, None
     tag = pointer.get("tag") if isinstance(pointer, dict) else None
     if not isinstance(tag, str) or not runstate.TAG_RE.match(tag) or ".." in tag:
         raise StateError('.autoresearch/active.json does not name a run (expected {"tag": "<tag>"})')
-    data = _state_json(root, f".autoresearch/runs/{tag}/run.json")
-    if data is None:
-        return tag, None
-    run = Run.from_json(data)
-    if run is None or not isinstance(run.status, str):
-        raise StateError(f".autoresearch/runs/{tag}/run.json is not a run record")
-    return tag, run
+    raw = _state_json(root, f".autoresearch/runs/{tag}/run.json")
+    if raw is not None and not (isinstance(raw, dict) and isinstance(raw.get("status"), str)):
+        raise StateError(f".autoresearch/runs/{tag}/run.json is not a run record (no status)")
+    return tag, raw
 
 
-def _active_run(root: Path) -> Run | None:
-    _, run = _run(root)
-    return run if run and run.status == "active" else None
+def _record(tag: str, raw: dict) -> Run:
+    """The whole record, where a hook needs more than the status (the guard needs only that)."""
+    run = Run.from_json(raw)
+    if run is None:
+        raise StateError(f".autoresearch/runs/{tag}/run.json is not a whole run record (fields are missing)")
+    return run
+
+
+def _active_run(root: Path) -> dict | None:
+    _, raw = _run(root)
+    return raw if raw and raw["status"] == "active" else None
 
 
 # ---------------------------------------------------------------------------
@@ -188,9 +193,10 @@ def _guard_bash(command: str) -> str | None:
 
 def stop(payload: dict, root: Path) -> str | None:
     """A reason to keep going (blocks the stop), or None to let the agent stop."""
-    tag, run = _run(root)
-    if run is None or run.status != "active":
+    tag, raw = _run(root)
+    if raw is None or raw["status"] != "active":
         return None
+    run = _record(tag, raw)
     from autoresearch.config import load_config
 
     cfg = load_config(root)
@@ -247,24 +253,23 @@ def _gate_state(root: Path, tag: str, let_go: str | None = None) -> dict:
 
 
 def session_start(payload: dict, root: Path) -> str | None:
-    tag, run = _run(root)
-    if run is None:
+    tag, raw = _run(root)
+    if raw is None:
         return None
     try:
-        from autoresearch.config import load_config
-
-        cfg = load_config(root)
         from autoresearch.cards import status_card
+        from autoresearch.config import load_config
         from autoresearch.manifest import load_manifest
 
-        shown = status_card(cfg, run, load_manifest(cfg) or {})
+        cfg = load_config(root)
+        shown = status_card(cfg, _record(tag, raw), load_manifest(cfg) or {})
     except Exception as e:  # noqa: BLE001 - the agent must still learn that a run is in progress
         _failed("session-start", root, e, NO_CARD)
         shown = (
-            f"run {tag} ({text.shown(run.status, 40)}): the status card could not be built "
+            f"run {tag} ({text.shown(raw['status'], 40)}): the status card could not be built "
             f"({text.shown(_what(e), 300)}); run `uv run autoresearch status` for where the run stands"
         )
-    if run.status == "active":
+    if raw["status"] == "active":
         shown = (
             "An autoresearch run is in progress in this project (you may have been resumed or compacted). "
             "Re-read program.md, then continue the loop: edit train.py, `uv run autoresearch step`.\n" + shown

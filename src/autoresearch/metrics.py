@@ -120,7 +120,11 @@ def _replay(scorer_name: str, y_true, method: str, values, classes, higher: bool
     est = Replay()
     if classes is not None:
         est.classes_ = np.asarray(classes)
-    setattr(est, method, lambda X: values)
+    def replay(X):
+        return values
+
+    replay.__name__ = method  # scikit-learn reads the response's kind from the method's name
+    setattr(est, method, replay)
     value = float(get_scorer(scorer_name)(est, np.zeros((len(values), 1)), y_true))
     return value if higher else -value
 

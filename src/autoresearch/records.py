@@ -13,7 +13,10 @@ def _load(cls, data: dict | None):
     if not isinstance(data, dict):
         return None
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    try:
+        return cls(**{k: v for k, v in data.items() if k in names})
+    except TypeError:  # a required field is missing: not a record of this kind
+        return None
 
 
 @dataclasses.dataclass

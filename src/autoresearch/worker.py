@@ -187,7 +187,7 @@ def _run(init: dict, frames: dict, task: dict, sock: socket.socket) -> None:
     except (MemoryError, Violation):
         raise
     except Exception as e:
-        raise _Failed(f"fit raised {type(e).__name__}: {contract.one_line(e)}") from e
+        raise RuntimeError(f"fold {task['fold']}: fit raised {type(e).__name__}: {contract.one_line(e)}") from e
     fit_s = time.perf_counter() - t0
     method = next((m for m in task["methods"] if callable(getattr(est, m, None))), None)
     if method is None:
@@ -198,25 +198,21 @@ def _run(init: dict, frames: dict, task: dict, sock: socket.socket) -> None:
     except (MemoryError, Violation):
         raise
     except Exception as e:
-        raise _Failed(f"{method}() raised {type(e).__name__}: {contract.one_line(e)}") from e
+        raise RuntimeError(f"fold {task['fold']}: {method}() raised {type(e).__name__}: {contract.one_line(e)}") from e
     predict_s = time.perf_counter() - t1
-    values = _plain(pred, method, np)
+    values = _plain(pred, f"fold {task['fold']}: {method}()", np)
     classes = getattr(est, "classes_", None)
     wire.send_json(sock, {"event": "result", "method": method, "fit_s": round(fit_s, 4),
                           "predict_s": round(predict_s, 4), "classes": classes is not None})  # fmt: skip
     wire.send(sock, wire.ARRAY, wire.array_bytes(values))
     if classes is not None:
-        wire.send(sock, wire.ARRAY, wire.array_bytes(_plain(classes, "classes_", np)))
+        wire.send(sock, wire.ARRAY, wire.array_bytes(_plain(classes, f"fold {task['fold']}: classes_", np)))
     if task.get("export"):
         import joblib
 
         buf = io.BytesIO()
         joblib.dump(est, buf)
         wire.send(sock, wire.BLOB, buf.getvalue())
-
-
-class _Failed(Exception):
-    """fit or predict raised: a crash, with the reason already in words."""
 
 
 def _missing(methods: list[str]) -> str:
@@ -232,6 +228,8 @@ def _plain(values, what: str, np):
         arr = np.asarray(values)
     except Exception:
         raise ContractError(f"{what} returned a {type(values).__name__}, not an array") from None
+    if arr.ndim == 0:  # None, a number, a string: not one row per input
+        raise ContractError(f"{what} returned {type(values).__name__}, not one row per input")
     if arr.dtype == object:
         try:
             arr = arr.astype(float) if all(isinstance(v, (int, float, np.number)) for v in arr.ravel()) else (
@@ -253,9 +251,9 @@ def _classify(e: BaseException) -> dict:
                                             "allows)"}  # fmt: skip
     if isinstance(e, SyntaxError) and e.filename and e.filename.endswith("train.py"):
         return {"kind": "exception", "reason": f"SyntaxError in train.py line {e.lineno}: {e.msg}"}
-    if isinstance(e, _Failed):
-        return {"kind": "exception", "reason": str(e)}
-    return {"kind": "exception", "reason": f"{type(e).__name__}: {contract.one_line(e)}"}
+    reason = contract.one_line(e)
+    # fit and predict failures already say where ("fold 3: fit raised ..."); anything else names its type
+    return {"kind": "exception", "reason": reason if reason.startswith("fold ") else f"{type(e).__name__}: {reason}"}
 
 
 # ---------------------------------------------------------------------------
