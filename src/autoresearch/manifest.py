@@ -123,6 +123,7 @@ def write(cfg: Config) -> dict:
         "config": cfg.as_dict(),
         "config_sha": sha256_json(cfg.as_dict()),
         "source": cfg.data,
+        "read": table.read,
         "source_sha": source_fingerprint(cfg),
         "task": table.task,
         "target": target,
@@ -232,6 +233,7 @@ def data_card(manifest: dict, cfg: Config) -> str:
         f"data:     {manifest['source']}  ({manifest['n_rows']} rows, {len(cols)} features: "
         + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
         + ")",
+        *([f"read:     {manifest['read']}"] if manifest.get("read") else []),
         f"target:   {manifest['target']}  ({manifest['task']}; {balance})",
         f"metric:   {manifest['metric']} ({direction})",
         f"split:    {manifest['n_train']} train / {manifest['n_holdout']} holdout, {split}",
