@@ -350,6 +350,96 @@ def test_set_settings_win_over_detection(tmp_path):
 
 
 # ---------------------------------------------------------------------------
+# First-look warnings: each names the column
+
+
+def test_infinities_become_missing_with_a_warning(tmp_path):
+    # before: no warning; then every model failed with "Input X contains infinity", naming no column
+    df = frame().astype({"num": str})
+    df.loc[[3, 4], "num"], df.loc[5, "num"], df.loc[6, "num"] = "inf", "-inf", "N/A"
+    df.to_csv(tmp_path / "t.csv", index=False)
+    table = load_table(config(tmp_path, data="t.csv", target="y"))
+    assert table.warnings == [
+        "column 'num' holds 3 infinite values (2 inf, 1 -inf); the harness made them missing values so every model "
+        "can run: if they mean something (a cap, a division by zero), replace them in the file"
+    ]
+    assert table.X["num"].isna().sum() == 4 and np.isfinite(table.X["num"].dropna()).all()
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    make_pipeline(SimpleImputer(), LogisticRegression()).fit(table.X[["num", "count"]], table.y)
+
+
+def test_an_infinite_target_is_refused(tmp_path):
+    df = frame(task="regression")
+    df.loc[[1, 2], "y"] = np.inf
+    message = prepare_error(tmp_path, "t.csv", df.to_csv(index=False).encode())
+    assert message == (
+        "data = 't.csv': target 'y' is infinite in 2 of 120 rows; "
+        "drop those rows from the file (a model cannot learn or be scored on them)"
+    )
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_text_column_of_mostly_numbers(tmp_path, suffix):
+    df = frame().assign(age=lambda d: (d["count"] * 11 + 20).astype(str))
+    df.loc[[0, 10, 20, 30], "age"], df.loc[40, "age"] = "?", "unknown"
+    path = tmp_path / f"t{suffix}"
+    df.to_csv(path, index=False) if suffix == ".csv" else df.to_parquet(path, index=False)
+    table = load_table(config(tmp_path, data=path.name, target="y"))
+    fix = (
+        'list them in csv.na_values (csv = {na_values = ["?", "unknown"]})'
+        if suffix == ".csv"
+        else "make them missing values in the source"
+    )
+    assert table.warnings == [
+        "column 'age' is text, but 95% of its values are numbers; the others are '?' (4 rows), 'unknown' (1 row): "
+        f"if they mean missing, {fix} so the column is read as numbers"
+    ]
+    if suffix == ".csv":
+        table = load_table(config(tmp_path, data=path.name, target="y", csv={"na_values": ["?", "unknown"]}))
+        assert table.warnings == [] and table.X["age"].dtype == float and table.X["age"].isna().sum() == 5
+        assert table.read == "t.csv with '?', 'unknown' as missing"
+
+
+def test_constant_columns_and_leaks(tmp_path):
+    df = frame().assign(country="DE", flag=lambda d: (d["y"] == "yes").astype(int), copy=lambda d: d["y"], half=np.nan)
+    df.loc[:9, "half"] = 1.0  # one value and missing ones: says which rows are missing, not constant
+    df.to_csv(tmp_path / "t.csv", index=False)
+    assert load_table(config(tmp_path, data="t.csv", target="y")).warnings == [
+        "column 'country' has the same value ('DE') in every row: nothing to learn from; "
+        "consider adding it to drop_columns",
+        "column 'flag' predicts the target perfectly (each of its values goes with one class of 'y', and back): "
+        "a leak? if it is known only after the outcome, add it to drop_columns",
+        "column 'copy' is a copy of the target 'y': a leak; add it to drop_columns",
+    ]
+    reg = frame(task="regression").assign(cents=lambda d: d["y"] * 100)
+    reg.to_csv(tmp_path / "r.csv", index=False)
+    assert load_table(config(tmp_path, data="r.csv", target="y")).warnings == [
+        "column 'cents' predicts the target perfectly (correlation 1.0000 with 'y'): a leak? "
+        "if it is known only after the outcome, add it to drop_columns"
+    ]
+
+
+def test_a_target_that_suggests_the_other_task(tmp_path):
+    df = frame(task="regression").assign(y=lambda d: d["count"] + 1, count=0.5)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    table = load_table(config(tmp_path, data="t.csv", target="y", task="regression"))
+    assert table.warnings[0] == (
+        "target 'y' has only 5 distinct values (1, 2, 3, 4, 5) but is scored as regression; "
+        'if they are classes, set task = "multiclass"'
+    )
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"x": rng.normal(size=300), "y": np.arange(300) % 15})
+    df.to_csv(tmp_path / "c.csv", index=False)
+    assert load_table(config(tmp_path, data="c.csv", target="y")).warnings == [
+        "target 'y' is numeric with 15 distinct values and was taken as 15 classes; "
+        'if it is a quantity (a count, a score), set task = "regression"'
+    ]
+
+
+# ---------------------------------------------------------------------------
 # Task detection
 
 

@@ -1,7 +1,8 @@
 """Checking a user's table is fit to learn from, and shaping it for the models.
 
-A problem that makes the table unusable is a DataError naming the column and the fix; one that is likely a
-mistake but may be meant is a one-line warning, shown on the data card. Reading the file is sources.py.
+A problem that makes the table unusable is a DataError naming the column and the fix. One that is likely a
+mistake but may be meant (an infinity, a text column of numbers, a leak) is a one-line warning naming the
+column, shown on the data card. Reading the file is sources.py.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import collections
 import dataclasses
 import difflib
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,10 @@ from autoresearch.sources import Read, read_source
 
 RESERVED_PREFIX = "__"
 MIN_ROWS_FOR_IDS = 50
+MIN_VALUES_TO_JUDGE = 20  # fewer values than this say too little about a column to warn about it
+MOSTLY_NUMBERS = 0.9
+FEW_TARGET_VALUES = 10
+PERFECT_CORRELATION = 0.9999
 
 
 @dataclasses.dataclass
@@ -47,6 +53,7 @@ def load_table(cfg: Config) -> Table:
     _check_target_values(y, cfg.target, where)
     task = cfg.task or detect_task(y)
     _check_target(y, task, cfg.target)
+    warnings += _target_doubts(y, task, cfg)
 
     X = df.drop(columns=[cfg.target, *cfg.drop_columns])
     empty = [c for c in X.columns if X[c].isna().all()]
@@ -61,8 +68,15 @@ def load_table(cfg: Config) -> Table:
                 f"pyproject.toml [tool.autoresearch] {field} = {name!r}: the column is empty in every "
                 "row or listed in drop_columns; name a column with values"
             )
-    for c in _id_like(X):
-        warnings.append(f"column {c!r} looks like a row ID (unique per row); consider adding it to drop_columns")
+
+    X, infinite = _finite(X)
+    warnings += infinite
+    warnings += _numbers_as_text(X, read)
+    warnings += _constant(X)
+    warnings += [
+        f"column {c!r} looks like a row ID (unique per row); consider adding it to drop_columns" for c in _id_like(X)
+    ]
+    warnings += _leaks(X, y, task)
     n_dup = int(df.duplicated().sum())
     if n_dup:
         warnings.append(f"{n_dup} exact duplicate row(s); duplicates can straddle folds and flatter the CV score")
@@ -138,12 +152,13 @@ def _check_named_columns(df: pd.DataFrame, cfg: Config, read: Read) -> None:
 
 
 def _check_target_values(y: pd.Series, name: str, where: str) -> None:
-    n_missing = int(y.isna().sum())
-    if n_missing:
-        raise DataError(
-            f"{where}: target {name!r} is missing in {n_missing} of {len(y)} rows; "
-            "drop those rows from the file (a model cannot learn or be scored on them)"
-        )
+    n_inf = int(np.isinf(y.to_numpy(dtype=float, na_value=np.nan)).sum()) if pd.api.types.is_float_dtype(y) else 0
+    for n_bad, what in ((int(y.isna().sum()), "missing"), (n_inf, "infinite")):
+        if n_bad:
+            raise DataError(
+                f"{where}: target {name!r} is {what} in {n_bad} of {len(y)} rows; "
+                "drop those rows from the file (a model cannot learn or be scored on them)"
+            )
 
 
 def _check_target(y: pd.Series, task: str, name: str) -> None:
@@ -168,6 +183,101 @@ def _check_target(y: pd.Series, task: str, name: str) -> None:
             )
 
 
+# ---------------------------------------------------------------------------
+# Warnings: likely mistakes, each on one line that names the column
+
+
+def _target_doubts(y: pd.Series, task: str, cfg: Config) -> list[str]:
+    """A task that fits the target's values but perhaps not its meaning."""
+    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        return []
+    n = y.nunique()
+    if task == "regression" and n <= FEW_TARGET_VALUES:
+        values = ", ".join(f"{v:g}" for v in sorted(y.unique())[:5]) + (", ..." if n > 5 else "")
+        return [
+            f"target {cfg.target!r} has only {n} distinct values ({values}) but is scored as regression; "
+            'if they are classes, set task = "multiclass"'
+        ]
+    if task == "multiclass" and cfg.task is None and n > FEW_TARGET_VALUES:
+        return [
+            f"target {cfg.target!r} is numeric with {n} distinct values and was taken as {n} classes; "
+            'if it is a quantity (a count, a score), set task = "regression"'
+        ]
+    return []
+
+
+def _finite(X: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Infinities become missing values: every scikit-learn model refuses them ("Input X contains
+    infinity", naming no column), while every model of the baseline can handle a missing value."""
+    warnings = []
+    for c in X.columns:
+        if not pd.api.types.is_float_dtype(X[c]):
+            continue
+        values = X[c].to_numpy(dtype=float, na_value=np.nan)
+        inf = np.isinf(values)
+        if inf.any():
+            n_pos, n_neg = int((values == np.inf).sum()), int((values == -np.inf).sum())
+            kinds = ", ".join(f"{k} {s}" for k, s in ((n_pos, "inf"), (n_neg, "-inf")) if k)
+            warnings.append(
+                f"column {c!r} holds {_count(n_pos + n_neg, 'infinite value')} ({kinds}); the harness made them "
+                "missing values so every model can run: if they mean something (a cap, a division by zero), "
+                "replace them in the file"
+            )
+            X = X.assign(**{c: X[c].mask(inf)})
+    return X, warnings
+
+
+def _numbers_as_text(X: pd.DataFrame, read: Read) -> list[str]:
+    """A text column that is mostly numbers: a few markers of missing values ('?', '-', 'unknown') made
+    pandas read it as text, and the models would see a category of many levels instead of a number."""
+    decimal = read.dialect.decimal if read.dialect else "."
+    warnings = []
+    for c in X.columns:
+        s = X[c]
+        if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
+            continue
+        text = s.dropna().astype(str).str.strip()
+        if len(text) < MIN_VALUES_TO_JUDGE or _as_numbers(text.iloc[:1000], decimal).notna().mean() < 0.5:
+            continue
+        numbers = _as_numbers(text, decimal)
+        share = numbers.notna().mean()
+        if share < MOSTLY_NUMBERS:
+            continue
+        others = text[numbers.isna()].value_counts()
+        if others.empty:
+            warnings.append(f"column {c!r} holds numbers stored as text; convert it to numbers in the file")
+            continue
+        shown = ", ".join(f"{v!r} ({_count(k, 'row')})" for v, k in others.head(3).items())
+        shown += ", ..." if len(others) > 3 else ""
+        if read.dialect is not None:
+            listed = ", ".join(json.dumps(v, ensure_ascii=False) for v in others.index[:3])
+            fix = f"list them in csv.na_values (csv = {{na_values = [{listed}]}})"
+        else:
+            fix = "make them missing values in the source"
+        warnings.append(
+            f"column {c!r} is text, but {math.floor(share * 100)}% of its values are numbers; the others are "
+            f"{shown}: if they mean missing, {fix} so the column is read as numbers"
+        )
+    return warnings
+
+
+def _as_numbers(text: pd.Series, decimal: str) -> pd.Series:
+    if decimal == ",":
+        # as the CSV reader would: with a decimal comma, a point is not part of a number
+        text = text.where(~text.str.contains(".", regex=False)).str.replace(",", ".", regex=False)
+    return pd.to_numeric(text, errors="coerce")
+
+
+def _constant(X: pd.DataFrame) -> list[str]:
+    # a single value with missing ones still says which rows are missing: not constant
+    return [
+        f"column {c!r} has the same value ({X[c].iloc[0]!r}) in every row: nothing to learn from; "
+        "consider adding it to drop_columns"
+        for c in X.columns
+        if X[c].nunique(dropna=False) == 1
+    ]
+
+
 def _id_like(X: pd.DataFrame) -> list[str]:
     n = len(X)
     out = []
@@ -181,6 +291,43 @@ def _id_like(X: pd.DataFrame) -> list[str]:
         ):
             out.append(c)
     return out
+
+
+def _leaks(X: pd.DataFrame, y: pd.Series, task: str) -> list[str]:
+    """Columns that predict the target perfectly: a copy of it, a recoding of its classes, or an exact linear
+    function of it. Real features almost never do; a column filled in after the outcome does."""
+    leak = "a leak? if it is known only after the outcome, add it to drop_columns"
+    copy = f"is a copy of the target {y.name!r}: a leak; add it to drop_columns"
+    out = []
+    for c in X.columns:
+        s = X[c]
+        known = s.notna()
+        if known.sum() < max(MIN_VALUES_TO_JUDGE, 0.9 * len(s)) or s[known].nunique() < 2:
+            continue
+        if task == "regression":
+            if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+                continue
+            x, t = s[known].to_numpy(dtype=float), y[known].to_numpy(dtype=float)
+            r = np.corrcoef(x, t)[0, 1]
+            if np.array_equal(x, t):
+                out.append(f"column {c!r} {copy}")
+            elif abs(r) >= PERFECT_CORRELATION:
+                out.append(f"column {c!r} predicts the target perfectly (correlation {r:.4f} with {y.name!r}): {leak}")
+        elif s[known].nunique() == y[known].nunique():  # cheap, and rules out every continuous column
+            pairs = pd.DataFrame({"x": s[known].to_numpy(), "y": y[known].to_numpy()}).drop_duplicates()
+            if len(pairs) == y[known].nunique():  # a one-to-one map between the column's values and the classes
+                if (pairs["x"].astype(str) == pairs["y"].astype(str)).all():
+                    out.append(f"column {c!r} {copy}")
+                else:
+                    out.append(
+                        f"column {c!r} predicts the target perfectly (each of its values goes with one class of "
+                        f"{y.name!r}, and back): {leak}"
+                    )
+    return out
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}{'s' * (n != 1)}"
 
 
 # ---------------------------------------------------------------------------
