@@ -62,6 +62,12 @@ def test_defaults_are_the_embedded_table():
             ["group_column", "'y'", "is the target", "another column"],
         ),
         ({"data": "t.csv"}, ["'target'", "missing", "set target ="]),
+        # the split columns
+        ({"data": "t.csv", "target": "y", "keep_time_column": True}, ["keep_time_column", "no time_column", "set"]),
+        (
+            {"data": "t.csv", "target": "y", "group_column": "s", "keep_group_column": "yes"},
+            ["'keep_group_column'", "'yes'", "true or false"],
+        ),
         # the csv settings
         ({"data": "t.csv", "target": "y", "csv": ";"}, ["'csv'", "';'", 'csv = {sep = ";", decimal = ","}']),
         (
@@ -140,7 +146,7 @@ def test_csv_settings_round_trip_through_the_manifest_json():
         "sep": "\t", "decimal": ",", "thousands": None, "quotechar": None, "encoding": "cp1252", "na_values": ["?"]
     }  # fmt: skip
     plain = parse_config({"data": "t.csv", "target": "y"}, ROOT)
-    assert plain.csv == CsvOptions()
+    assert plain.csv == CsvOptions() and (plain.keep_time_column, plain.keep_group_column) == (False, False)
 
 
 def test_csv_settings_as_a_sub_table(tmp_path):

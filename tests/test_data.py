@@ -13,6 +13,7 @@ from autoresearch.dataset import DataError, detect_task, load_table
 from autoresearch.errors import UserError
 from autoresearch.manifest import data_card, prepare, problems
 from autoresearch.sources import CHUNK_BYTES, detect_dialect
+from autoresearch.splits import holdout_split, load_folds
 
 
 def config(root, **fields):
@@ -437,6 +438,71 @@ def test_a_target_that_suggests_the_other_task(tmp_path):
         "target 'y' is numeric with 15 distinct values and was taken as 15 classes; "
         'if it is a quantity (a count, a score), set task = "regression"'
     ]
+
+
+# ---------------------------------------------------------------------------
+# Split columns: they order or group the split, and are not features unless kept
+
+
+def time_table(tmp_path, n=2000):
+    rng = np.random.default_rng(5)
+    hours = rng.permutation(n)  # the file is not in time order
+    df = pd.DataFrame(
+        {
+            "date": (pd.Timestamp("2021-01-01") + pd.to_timedelta(hours, unit="h")).strftime("%Y-%m-%d %H:%M"),
+            "hour": hours.astype(float),
+            "z": rng.normal(size=n),
+        }
+    )
+    df["y"] = np.where(df["z"] + rng.normal(size=n) > 0, "yes", "no")
+    df.to_csv(tmp_path / "t.csv", index=False)
+
+
+def test_the_time_column_orders_the_split_and_is_not_a_feature(tmp_path):
+    # before: "warning:  column 'date' looks like a row ID (unique per row)", and the baseline got 'date' as a
+    # 2,000-level category
+    time_table(tmp_path)
+    cfg = config(tmp_path, data="t.csv", target="y", time_column="date")
+    manifest, _ = prepare(cfg)
+    card = data_card(manifest, cfg)
+    assert (
+        "split:    1600 train / 400 holdout, time-ordered by 'date', not a feature "
+        "(holdout = latest rows, forward-chaining folds)"
+    ) in card.splitlines()
+    assert "row ID" not in card and manifest["warnings"] == []
+    assert manifest["columns"] == {"hour": "float64", "z": "float64"}
+    assert "date" not in pd.read_parquet(tmp_path / "data" / "train_features.parquet").columns
+    train = pd.read_parquet(tmp_path / "data" / "train.parquet")
+    hold = pd.read_parquet(tmp_path / "data" / "holdout.parquet")
+    assert train["hour"].max() < hold["hour"].min()  # the holdout is the latest rows
+    folds = load_folds(tmp_path / "data" / "folds.npz")
+    assert len(folds) == 3
+    for tr, te in folds:
+        assert train["hour"].iloc[tr].max() < train["hour"].iloc[te].min()
+
+
+def test_a_kept_time_column_is_a_feature_but_not_a_row_id(tmp_path):
+    time_table(tmp_path)
+    cfg = config(tmp_path, data="t.csv", target="y", time_column="date", keep_time_column=True)
+    manifest, _ = prepare(cfg)
+    assert manifest["columns"]["date"] == "category" and manifest["warnings"] == []
+    assert "time-ordered by 'date', also a feature" in data_card(manifest, cfg)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_the_group_column_is_not_a_feature_unless_kept(tmp_path, keep):
+    df = frame(n=200).assign(store=lambda d: [f"s{i % 20}" for i in range(len(d))])
+    df.to_csv(tmp_path / "t.csv", index=False)
+    cfg = config(tmp_path, data="t.csv", target="y", group_column="store", keep_group_column=keep)
+    table = load_table(cfg)
+    assert ("store" in table.X.columns) == keep and table.groups.nunique() == 20
+    train, hold = holdout_split(table.y, table.task, cfg.test_size, cfg.seed, groups=table.groups)
+    assert not set(table.groups.iloc[train]) & set(table.groups.iloc[hold])
+    manifest, _ = prepare(cfg)
+    role = "also a feature" if keep else "not a feature"
+    assert f"split:    {manifest['n_train']} train / {manifest['n_holdout']} holdout, grouped by 'store', {role}" in (
+        data_card(manifest, cfg).splitlines()
+    )
 
 
 # ---------------------------------------------------------------------------

@@ -57,6 +57,10 @@ class Config:
     memory_mb: int = 4096
     n_jobs: int = 2
     drop_columns: tuple[str, ...] = ()
+    # the split columns order or group the rows; as features a time is out of range in every later fold and a
+    # group is unseen in every fold, so neither is one unless kept
+    keep_time_column: bool = False
+    keep_group_column: bool = False
     csv: CsvOptions = dataclasses.field(default_factory=CsvOptions)
     # the ratchet
     keep_rule: str = "paired"
@@ -129,6 +133,8 @@ def parse_config(table: dict, root: Path, where: str = "[tool.autoresearch]") ->
         memory_mb=v.integer(table, "memory_mb", lo=256, hi=1 << 20),
         n_jobs=v.integer(table, "n_jobs", lo=1, hi=256),
         drop_columns=tuple(v.string_list(table, "drop_columns")),
+        keep_time_column=v.boolean(table, "keep_time_column"),
+        keep_group_column=v.boolean(table, "keep_group_column"),
         csv=_csv_options(v, table),
         keep_rule=v.choice(table, "keep_rule", KEEP_RULES),
         alpha=v.number(table, "alpha", lo=0.001, hi=0.5),
@@ -152,6 +158,9 @@ def parse_config(table: dict, root: Path, where: str = "[tool.autoresearch]") ->
     for name in ("group_column", "time_column"):
         if values[name] is not None and values[name] == values["target"]:
             raise ConfigError(f"{where}: {name} = {values[name]!r} is the target; name another column")
+    for name in ("time_column", "group_column"):
+        if values[f"keep_{name}"] and values[name] is None:
+            raise ConfigError(f"{where}: keep_{name} = true but no {name} is set; set {name} or remove the line")
     if values["target"] in values["drop_columns"]:
         raise ConfigError(f"{where}: drop_columns contains the target {values['target']!r}; remove it from the list")
     if values["metric"] is not None:

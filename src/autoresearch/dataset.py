@@ -36,6 +36,9 @@ class Table:
     task: str
     warnings: list[str]
     source: str
+    # the split columns, aligned with X and y; in X too only when kept (keep_time_column, keep_group_column)
+    time: pd.Series | None = None
+    groups: pd.Series | None = None
     read: str | None = None  # how a CSV file was read, when not the plain default: for the data card
 
 
@@ -60,21 +63,20 @@ def load_table(cfg: Config) -> Table:
     if empty:
         warnings.append(f"dropped {len(empty)} entirely empty column(s): {', '.join(map(str, empty[:5]))}")
         X = X.drop(columns=empty)
+    time, groups = _split_column(X, cfg, "time_column"), _split_column(X, cfg, "group_column")
+    not_features = _not_features(cfg)
+    X = X.drop(columns=not_features)
     if X.shape[1] == 0:
-        raise DataError(f"{where}: no feature columns left besides the target")
-    for name, field in ((cfg.group_column, "group_column"), (cfg.time_column, "time_column")):
-        if name is not None and name not in X.columns:
-            raise DataError(
-                f"pyproject.toml [tool.autoresearch] {field} = {name!r}: the column is empty in every "
-                "row or listed in drop_columns; name a column with values"
-            )
+        besides = "".join(f" and the split column {c!r} (not a feature unless kept)" for c in not_features)
+        raise DataError(f"{where}: no feature columns left besides the target{besides}")
 
     X, infinite = _finite(X)
     warnings += infinite
     warnings += _numbers_as_text(X, read)
     warnings += _constant(X)
     warnings += [
-        f"column {c!r} looks like a row ID (unique per row); consider adding it to drop_columns" for c in _id_like(X)
+        f"column {c!r} looks like a row ID (unique per row); consider adding it to drop_columns"
+        for c in _id_like(X.drop(columns=[cfg.time_column], errors="ignore"))
     ]
     warnings += _leaks(X, y, task)
     n_dup = int(df.duplicated().sum())
@@ -92,6 +94,8 @@ def load_table(cfg: Config) -> Table:
         task=task,
         warnings=warnings,
         source=cfg.data,
+        time=time,
+        groups=groups,
         read=f"{Path(cfg.data).name} {read.unusual}" if read.unusual else None,
     )
 
@@ -181,6 +185,25 @@ def _check_target(y: pd.Series, task: str, name: str) -> None:
                 f"target {name!r}: class {y.value_counts().idxmin()!r} has only {smallest} row(s); "
                 "stratified folds need at least 3 per class: merge or drop that class"
             )
+
+
+def _split_column(X: pd.DataFrame, cfg: Config, field: str) -> pd.Series | None:
+    name = getattr(cfg, field)
+    if name is None:
+        return None
+    if name not in X.columns:
+        raise DataError(
+            f"pyproject.toml [tool.autoresearch] {field} = {name!r}: the column is empty in every "
+            "row or listed in drop_columns; name a column with values"
+        )
+    return X[name].reset_index(drop=True)
+
+
+def _not_features(cfg: Config) -> list[str]:
+    """The split columns not kept as features: a time is beyond the range of every earlier fold it trains
+    on, and a group is unseen in every fold that tests it."""
+    split = ((cfg.time_column, cfg.keep_time_column), (cfg.group_column, cfg.keep_group_column))
+    return [name for name, kept in split if name is not None and not kept]
 
 
 # ---------------------------------------------------------------------------

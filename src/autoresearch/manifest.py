@@ -80,25 +80,23 @@ def write(cfg: Config) -> dict:
         raise ConfigError(
             f"pyproject.toml [tool.autoresearch] field 'metric': {e} (the task was detected from {table.y.name!r})"
         ) from None
-    groups = table.X[cfg.group_column] if cfg.group_column else None
-    timecol = table.X[cfg.time_column] if cfg.time_column else None
-    train_idx, hold_idx = holdout_split(table.y, table.task, cfg.test_size, cfg.seed, groups, timecol)
+    train_idx, hold_idx = holdout_split(table.y, table.task, cfg.test_size, cfg.seed, table.groups, table.time)
     target = table.y.name
     frame = table.X.assign(**{target: table.y})
     train = frame.iloc[train_idx].reset_index(drop=True)
     hold = frame.iloc[hold_idx].reset_index(drop=True)
 
-    def sub(col):
-        return train[col] if col else None
+    def sub(split_column):
+        return None if split_column is None else split_column.iloc[train_idx].reset_index(drop=True)
 
     # one draw of repeats + confirm_repeats: repeat r's folds depend only on seed + 1000 r, so the fixed folds
     # are the same with or without a second look, and the confirm folds are fresh partitions of the same rows
     every = make_folds(train[target], table.task, cfg.folds, repeats(cfg) + confirm_repeats(cfg), cfg.seed,
-                       sub(cfg.group_column), sub(cfg.time_column))  # fmt: skip
+                       sub(table.groups), sub(table.time))  # fmt: skip
     n_fixed = len(every) if cfg.time_column else cfg.folds * repeats(cfg)
     folds, confirm = every[:n_fixed], every[n_fixed:]
     sweep = make_folds(train[target], table.task, cfg.folds, repeats(cfg), cfg.seed + SWEEP_SEED_OFFSET,
-                       sub(cfg.group_column), sub(cfg.time_column))  # fmt: skip
+                       sub(table.groups), sub(table.time))  # fmt: skip
 
     d = cfg.data_dir
     d.mkdir(exist_ok=True)
@@ -217,17 +215,13 @@ def data_card(manifest: dict, cfg: Config) -> str:
     else:
         s = manifest["target_summary"]
         balance = f"mean {s['mean']:.4g}, std {s['std']:.4g}, range [{s['min']:.4g}, {s['max']:.4g}]"
-    split = (
-        "time-ordered (holdout = latest rows, forward-chaining folds)"
-        if cfg.time_column
-        else (
-            f"grouped by {cfg.group_column!r}"
-            if cfg.group_column
-            else "stratified"
-            if manifest["task"] != "regression"
-            else "shuffled"
-        )
-    )
+    if cfg.time_column:
+        split = f"time-ordered by {cfg.time_column!r}, {_role(cfg.keep_time_column)}"
+        split += " (holdout = latest rows, forward-chaining folds)"
+    elif cfg.group_column:
+        split = f"grouped by {cfg.group_column!r}, {_role(cfg.keep_group_column)}"
+    else:
+        split = "stratified" if manifest["task"] != "regression" else "shuffled"
     direction = "higher is better" if manifest["higher_is_better"] else "lower is better"
     lines = [
         f"data:     {manifest['source']}  ({manifest['n_rows']} rows, {len(cols)} features: "
@@ -242,3 +236,7 @@ def data_card(manifest: dict, cfg: Config) -> str:
     ]
     lines += [f"warning:  {w}" for w in manifest.get("warnings", [])]
     return "\n".join(lines)
+
+
+def _role(kept: bool) -> str:
+    return "also a feature" if kept else "not a feature"
