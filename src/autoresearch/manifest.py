@@ -80,25 +80,24 @@ def write(cfg: Config) -> dict:
         raise ConfigError(
             f"pyproject.toml [tool.autoresearch] field 'metric': {e} (the task was detected from {table.y.name!r})"
         ) from None
-    groups = table.X[cfg.group_column] if cfg.group_column else None
-    timecol = table.X[cfg.time_column] if cfg.time_column else None
-    train_idx, hold_idx = holdout_split(table.y, table.task, cfg.test_size, cfg.seed, groups, timecol)
+    train_idx, hold_idx = holdout_split(table.y, table.task, cfg.test_size, cfg.seed, table.groups, table.time)
     target = table.y.name
     frame = table.X.assign(**{target: table.y})
     train = frame.iloc[train_idx].reset_index(drop=True)
     hold = frame.iloc[hold_idx].reset_index(drop=True)
+    warnings = list(table.warnings) + _train_levels_only(train, hold, target)
 
-    def sub(col):
-        return train[col] if col else None
+    def sub(split_column):
+        return None if split_column is None else split_column.iloc[train_idx].reset_index(drop=True)
 
     # one draw of repeats + confirm_repeats: repeat r's folds depend only on seed + 1000 r, so the fixed folds
     # are the same with or without a second look, and the confirm folds are fresh partitions of the same rows
     every = make_folds(train[target], table.task, cfg.folds, repeats(cfg) + confirm_repeats(cfg), cfg.seed,
-                       sub(cfg.group_column), sub(cfg.time_column))  # fmt: skip
+                       sub(table.groups), sub(table.time))  # fmt: skip
     n_fixed = len(every) if cfg.time_column else cfg.folds * repeats(cfg)
     folds, confirm = every[:n_fixed], every[n_fixed:]
     sweep = make_folds(train[target], table.task, cfg.folds, repeats(cfg), cfg.seed + SWEEP_SEED_OFFSET,
-                       sub(cfg.group_column), sub(cfg.time_column))  # fmt: skip
+                       sub(table.groups), sub(table.time))  # fmt: skip
 
     d = cfg.data_dir
     d.mkdir(exist_ok=True)
@@ -123,6 +122,7 @@ def write(cfg: Config) -> dict:
         "config": cfg.as_dict(),
         "config_sha": sha256_json(cfg.as_dict()),
         "source": cfg.data,
+        "read": table.read,
         "source_sha": source_fingerprint(cfg),
         "task": table.task,
         "target": target,
@@ -144,7 +144,7 @@ def write(cfg: Config) -> dict:
             "min": float(table.y.min()),
             "max": float(table.y.max()),
         },
-        "warnings": table.warnings,
+        "warnings": warnings,
         "files": {name: sha256_file(d / name) for name in names},
         "frozen": layout.frozen_files(cfg.root),
         "prepare_s": round(time.time() - t0, 2),
@@ -152,6 +152,24 @@ def write(cfg: Config) -> dict:
     manifest["id"] = sha256_json({k: manifest[k] for k in ("config_sha", "source_sha", "files")})[:12]
     write_json(d / layout.MANIFEST, manifest)
     return manifest
+
+
+def _train_levels_only(train, hold, target: str) -> list[str]:
+    """Categorical columns list the levels of the train part only, in both parts: the level names of holdout
+    rows must not reach train.py through the dtype, and the holdout is scored as new rows would be (a level
+    the model never saw is missing). Returns a warning per column where holdout rows lose their level."""
+    out = []
+    for c in train.columns:
+        if c == target or not hasattr(train[c], "cat"):
+            continue
+        train[c] = train[c].cat.remove_unused_categories()
+        before = hold[c].notna()
+        hold[c] = hold[c].cat.set_categories(train[c].cat.categories)
+        lost = int((before & hold[c].isna()).sum())
+        if lost:
+            out.append(f"column {c!r}: {lost} holdout row(s) hold a level the train part never has; the model "
+                       "sees it as missing there")  # fmt: skip
+    return out
 
 
 def _plain_labels(y, np):
@@ -216,23 +234,20 @@ def data_card(manifest: dict, cfg: Config) -> str:
     else:
         s = manifest["target_summary"]
         balance = f"mean {s['mean']:.4g}, std {s['std']:.4g}, range [{s['min']:.4g}, {s['max']:.4g}]"
-    split = (
-        "time-ordered (holdout = latest rows, forward-chaining folds)"
-        if cfg.time_column
-        else (
-            f"grouped by {cfg.group_column!r}"
-            if cfg.group_column
-            else "stratified"
-            if manifest["task"] != "regression"
-            else "shuffled"
-        )
-    )
+    if cfg.time_column:
+        split = f"time-ordered by {cfg.time_column!r}, {_role(cfg.keep_time_column)}"
+        split += " (holdout = latest rows, forward-chaining folds)"
+    elif cfg.group_column:
+        split = f"grouped by {cfg.group_column!r}, {_role(cfg.keep_group_column)}"
+    else:
+        split = "stratified" if manifest["task"] != "regression" else "shuffled"
     from autoresearch.metrics import direction
 
     lines = [
         f"data:     {manifest['source']}  ({manifest['n_rows']} rows, {len(cols)} features: "
         + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
         + ")",
+        *([f"read:     {manifest['read']}"] if manifest.get("read") else []),
         f"target:   {manifest['target']}  ({manifest['task']}; {balance})",
         f"metric:   {manifest['metric']} ({direction(manifest['higher_is_better'])})",
         f"split:    {manifest['n_train']} train / {manifest['n_holdout']} holdout, {split}",
@@ -241,6 +256,10 @@ def data_card(manifest: dict, cfg: Config) -> str:
     ]
     lines += [f"warning:  {w}" for w in manifest.get("warnings", [])]
     return "\n".join(lines)
+
+
+def _role(kept: bool) -> str:
+    return "also a feature" if kept else "not a feature"
 
 
 def ensure(cfg: Config, quiet: bool = False, omit: tuple[str, ...] = ()) -> dict:

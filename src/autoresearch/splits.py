@@ -6,12 +6,16 @@ latest rows and folds chain forward (train on the past, test on the next block).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from autoresearch.errors import DataError
 
-Folds = list[tuple[np.ndarray, np.ndarray]]
+if TYPE_CHECKING:  # pandas is imported where it is used: the evaluation child loads folds without it
+    import pandas as pd
 
+Folds = list[tuple[np.ndarray, np.ndarray]]
 
 
 def holdout_split(
