@@ -485,7 +485,11 @@ def test_a_kept_time_column_is_a_feature_but_not_a_row_id(tmp_path):
     time_table(tmp_path)
     cfg = config(tmp_path, data="t.csv", target="y", time_column="date", keep_time_column=True)
     manifest, _ = prepare(cfg)
-    assert manifest["columns"]["date"] == "category" and manifest["warnings"] == []
+    assert manifest["columns"]["date"] == "category" and not any("row ID" in w for w in manifest["warnings"])
+    # its levels are dates: every holdout day is new to the model (the feature files list train levels only)
+    assert manifest["warnings"] == [
+        "column 'date': 400 holdout row(s) hold a level the train part never has; the model sees it as missing there"
+    ]
     assert "time-ordered by 'date', also a feature" in data_card(manifest, cfg)
 
 

@@ -66,7 +66,7 @@ def holdout_marked(n=400) -> pd.DataFrame:
 
 
 def test_holdout_never_read(tmp_path):
-    p, cfg, m = prepared(tmp_path, holdout_marked(), time_column="t", test_size=0.2)
+    p, cfg, m = prepared(tmp_path, holdout_marked(), time_column="t", keep_time_column=True, test_size=0.2)
     # the test means something: the train part's category dtype declares the holdout-only level
     assert "HOLDOUT_MARKER" in train_part(cfg)["c"].cat.categories
     assert "HOLDOUT_MARKER" in set(pd.read_parquet(cfg.data_dir / layout.HOLDOUT_PART)["c"])

@@ -85,7 +85,8 @@ def write(cfg: Config) -> dict:
     frame = table.X.assign(**{target: table.y})
     train = frame.iloc[train_idx].reset_index(drop=True)
     hold = frame.iloc[hold_idx].reset_index(drop=True)
-    warnings = list(table.warnings) + _train_levels_only(train, hold, target)
+    X_train, X_hold = train.drop(columns=[target]), hold.drop(columns=[target])
+    warnings = list(table.warnings) + _train_levels_only(X_train, X_hold)
 
     def sub(split_column):
         return None if split_column is None else split_column.iloc[train_idx].reset_index(drop=True)
@@ -103,8 +104,8 @@ def write(cfg: Config) -> dict:
     d.mkdir(exist_ok=True)
     atomic_write(d / layout.TRAIN_PART, lambda p: train.to_parquet(p, index=False))
     atomic_write(d / layout.HOLDOUT_PART, lambda p: hold.to_parquet(p, index=False))
-    atomic_write(d / layout.TRAIN_FEATURES, lambda p: train.drop(columns=[target]).to_parquet(p, index=False))
-    atomic_write(d / layout.HOLDOUT_FEATURES, lambda p: hold.drop(columns=[target]).to_parquet(p, index=False))
+    atomic_write(d / layout.TRAIN_FEATURES, lambda p: X_train.to_parquet(p, index=False))
+    atomic_write(d / layout.HOLDOUT_FEATURES, lambda p: X_hold.to_parquet(p, index=False))
     labels = {"train": _plain_labels(train[target], np), "holdout": _plain_labels(hold[target], np)}
     atomic_write(d / layout.LABELS, lambda p: _savez(p, labels, np))
     atomic_write(d / layout.FOLDS, lambda p: save_folds(p, folds))
@@ -154,13 +155,14 @@ def write(cfg: Config) -> dict:
     return manifest
 
 
-def _train_levels_only(train, hold, target: str) -> list[str]:
-    """Categorical columns list the levels of the train part only, in both parts: the level names of holdout
-    rows must not reach train.py through the dtype, and the holdout is scored as new rows would be (a level
-    the model never saw is missing). Returns a warning per column where holdout rows lose their level."""
+def _train_levels_only(train, hold) -> list[str]:
+    """In the feature files (all the sandbox sees), categorical columns list the train part's levels only: the
+    level names of holdout rows must not reach train.py through the dtype, and the holdout is scored as new
+    rows would be (a level the model never saw is missing). A warning per column where holdout rows lose
+    their level. The full parts (train.parquet, holdout.parquet) keep every level, for the human."""
     out = []
     for c in train.columns:
-        if c == target or not hasattr(train[c], "cat"):
+        if not hasattr(train[c], "cat"):
             continue
         train[c] = train[c].cat.remove_unused_categories()
         before = hold[c].notna()
