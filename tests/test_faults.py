@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,17 @@ def step(proj, candidate: str, rc: int):
 # Processes
 
 
+def marked(marker: str) -> list[int]:
+    """Live processes whose command line carries the marker: the sandbox is seen from outside through /proc."""
+    found = []
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
+            if marker.encode() in cmdline and not cmdline.split(b"\0")[0].endswith(b"bwrap") and running(int(name)):
+                found.append(int(name))
+    return found
+
+
 def running(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -213,43 +225,37 @@ def kill9(p: subprocess.Popen) -> None:
 # The budget and the memory cap, through step
 
 HANG = r"""
-OUT = "{out}"
-DAEMON = (
-    "import os, signal, time\n"
-    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-    f"open(os.path.join({{OUT!r}}, 'daemon'), 'w').write(str(os.getpid()))\n"
-    "time.sleep(10**6)\n"
-)
+MARKER = "{marker}"
+DAEMON = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(10**6)"
 
 
 def build_pipeline(params):
-    open(os.path.join(OUT, "token"), "w").write(os.environ["AUTORESEARCH_RUN_TOKEN"])
     if os.fork() == 0:  # the classic double fork: the daemon leaves the session and the process tree
         os.setsid()
         if os.fork() == 0:
-            os.execv(sys.executable, [sys.executable, "-c", DAEMON])
+            os.execv(sys.executable, [sys.executable, "-c", DAEMON, MARKER])
         os._exit(0)
     os.wait()
-    while not os.path.exists(os.path.join(OUT, "daemon")):
-        time.sleep(0.01)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     re.match(r"(a|aa)+$", "a" * 64 + "b")  # hours inside the regex engine, holding the GIL
 """
 
 
-def test_timeout_kills_the_whole_family_and_a_second_step_is_refused(proj, tmp_path):
+def test_timeout_kills_the_whole_family_and_a_second_step_is_refused(proj):
     """A native busy loop that ignores SIGTERM, with a double-forked SIGTERM-deaf daemon grandchild
-    (the other ways to hang are runner tests); a second `step` and a `status` meanwhile."""
+    (the other ways to hang are in test_processes.py); a second `step` and a `status` meanwhile."""
     before = Before(proj)
+    marker = f"hang-{uuid.uuid4().hex}"
     cand = source(
         "hang: a native busy loop and a deaf daemon",
-        HANG.format(out=tmp_path),
-        "import os\nimport re\nimport signal\nimport sys\nimport time\n",
+        HANG.format(marker=marker),
+        "import os\nimport re\nimport signal\nimport sys\n",
     )
     proj.write("train.py", cand)
     first = spawn(proj, "step")
     try:
-        wait_for(lambda: (tmp_path / "daemon").exists(), BUDGET + 30, "train.py to start its daemon")
+        wait_for(lambda: marked(marker), BUDGET + 30, "train.py to start its daemon")
+        token = json.loads(pending_path(proj).read_text())["token"]
         t0 = time.monotonic()
         second = proj.cli("step")
         assert time.monotonic() - t0 < 10  # fails fast: does not wait for the lock
@@ -274,8 +280,7 @@ def test_timeout_kills_the_whole_family_and_a_second_step_is_refused(proj, tmp_p
     )
     rec = assert_failed_step(proj, before, "timeout", cand)
     assert BUDGET <= rec["eval_s"] <= BUDGET + 2
-    daemon, token = int((tmp_path / "daemon").read_text()), (tmp_path / "token").read_text()
-    assert not running(daemon) and carrying(token) == [] and left_in(proj) == []
+    assert marked(marker) == [] and carrying(token) == [] and left_in(proj) == []
     assert len(rows(proj)) == len(before.rows) + 1  # none for the refused second step
     assert run_json(proj)["harness_errors"] == 0  # a busy lock is not a harness failure
 
@@ -389,129 +394,7 @@ def first_fold_size(proj) -> int:
 
 
 # ---------------------------------------------------------------------------
-# Reaching for the harness at run time: each attempt detected, the iteration invalid, nothing changed
-
-GUARDED = """
-D, S = "da" + "ta", "." + "autoresearch"  # built at run time: the static check cannot see them
-ATTEMPTS = [
-    lambda: open("prepare.py", "a").write("# tampered\\n"),
-    lambda: open(os.path.join("autoresearch", "evil.py"), "w").write("x = 1\\n"),
-    lambda: open(os.path.join(D, "train" + ".parquet"), "r+b").write(b"x"),
-    lambda: open("res" + "ults.tsv", "a").write("forged\\n"),
-    lambda: open(os.path.join(S, "runs", "faults", "run.json"), "w").write("{}"),
-    lambda: pd.read_parquet(os.path.join(D, "hold" + "out.parquet")),
-    lambda: open(os.path.join(D, "hold" + "out.parquet"), "rb").read(),
-]
-for attempt in ATTEMPTS:  # a hostile train.py swallows the guard's exceptions and carries on
-    try:
-        attempt()
-    except Exception:
-        pass
-"""
-
-
-def test_run_time_access_through_python_is_detected_attempt_by_attempt(proj):
-    before = Before(proj)
-    cand = model("reach for the harness from python", extra=GUARDED, imports="import os\n\nimport pandas as pd\n")
-    r = step(proj, cand, 1)
-    rec = assert_failed_step(proj, before, "invalid", cand)
-    expected = [
-        f"train.py may not write to {p}: only the harness touches it"
-        for p in (
-            "prepare.py",
-            "autoresearch/evil.py",
-            "data/train.parquet",
-            "results.tsv",
-            f".autoresearch/runs/{TAG}/run.json",
-        )
-    ]
-    expected.append("train.py may not read data/holdout.parquet: only the harness touches it")  # open()
-    # pandas reads natively, unseen by the audit hook: the kernel (inotify) sees it
-    expected.append(
-        "data/holdout.parquet was opened during the run: only the harness reads the holdout "
-        "(train.py, a library it called or a process it started read it)"
-    )
-    assert [rec["reason"], *rec["tail"]] == expected
-    out = r.stdout.splitlines()
-    assert out[0] == verdict(r, before.iter) and f"| INVALID | {expected[0]} |" in out[0]
-    assert out[1:] == [f"  | {x}" for x in expected[1:]]
-    assert not (proj.path / "autoresearch/evil.py").exists()
-    assert (proj.path / "results.tsv").read_bytes().startswith(before.ledger_bytes)
-
-
-PEEK = """
-def build_pipeline(params):
-    hold = pd.read_parquet(os.path.join("da" + "ta", "hold" + "out.parquet"))
-    print("SECRET", hold.shape, hold.iloc[:3].to_dict())
-    raise ValueError(f"SECRET {hold.shape}")
-
-
-if __name__ == "__main__":
-    from prepare import evaluate_cli
-
-    evaluate_cli(__file__)
-"""
-
-
-def test_uv_run_train_py_that_reads_the_holdout_shows_nothing_of_it(proj):
-    """`uv run train.py` (the agent's dry run): the child read the holdout, so neither a score nor any of
-    the output that could carry it is printed."""
-    before = Before(proj)
-    proj.write("train.py", source("peek at the holdout", PEEK, "import os\n\nimport pandas as pd\n"))
-    r = proj.run("train.py")
-    assert r.returncode == 1, r.stdout + r.stderr
-    assert r.stdout == (
-        "---\nstatus:   invalid\nreason:   data/holdout.parquet was opened during the run: only the "
-        "harness reads the holdout (train.py, a library it called or a process it started read it)\n"
-    )
-    assert "SECRET" not in r.stdout + r.stderr
-    assert rows(proj) == before.rows
-    proj.write("train.py", before.train)
-
-
-DAMAGE = """
-D, S = "da" + "ta", "." + "autoresearch"
-SCRIPT = " && ".join([  # a shell carries no audit hook: only the checks after the run can see this
-    "printf '# tampered\\\\n' >> prepare.py",
-    "printf 'x = 1\\\\n' > autoresearch/evil.py",
-    "printf garbage > " + D + "/tra" + "in.parquet",
-    "printf 'forged\\\\n' >> res" + "ults.tsv",
-    "printf '{}' > " + S + "/runs/faults/run.json",
-    "cat " + D + "/hold" + "out.parquet > /dev/null",
-])
-subprocess.run(["sh", "-c", SCRIPT], check=True)
-"""
-
-
-def test_damage_done_outside_python_is_found_after_the_run_and_restored(proj):
-    before = Before(proj)
-    prepare_py = (proj.path / "prepare.py").read_bytes()
-    cand = model("damage the harness from a shell", extra=DAMAGE, imports="import subprocess\n")
-    step(proj, cand, 1)
-    rec = assert_failed_step(proj, before, "invalid", cand)
-    damage = [rec["reason"], *rec["tail"]]
-    assert damage[0].startswith("data/holdout.parquet was opened during the run")
-    for text in (
-        f".autoresearch/runs/{TAG}/run.json was changed during the run (restored)",
-        "results.tsv was changed during the run (restored)",
-        "harness changed during the run: data/train.parquet was modified or removed (restored)",
-    ):
-        assert text in damage, damage
-    changed = next(d for d in damage if d.startswith("files changed during the run: "))
-    assert "prepare.py" in changed and "autoresearch/evil.py" in changed and changed.endswith("(restored)")
-    # put back: byte for byte, and the data to its manifest
-    assert (proj.path / "prepare.py").read_bytes() == prepare_py
-    assert not (proj.path / "autoresearch/evil.py").exists()
-    manifest = json.loads((proj.path / "data/manifest.json").read_text())
-    for name, digest in manifest["files"].items():
-        assert hashlib.sha256((proj.path / "data" / name).read_bytes()).hexdigest() == digest, name
-    text = (proj.path / "results.tsv").read_bytes()
-    assert text.startswith(before.ledger_bytes) and text.count(b"\n") == before.ledger_bytes.count(b"\n") + 1
-    assert b"forged" not in text
-    run = run_json(proj)
-    assert {k: run[k] for k in ("tag", "branch", "incumbent", "baseline", "manifest_id")} == {
-        k: before.run[k] for k in ("tag", "branch", "incumbent", "baseline", "manifest_id")
-    }
+# Damage between steps (hostile train.py at run time: tests/test_trust.py)
 
 
 def test_damage_between_steps_is_undone_before_anything_runs(proj):
@@ -520,22 +403,22 @@ def test_damage_between_steps_is_undone_before_anything_runs(proj):
     before = Before(proj)
     prepare_py = (proj.path / "prepare.py").read_bytes()
     (proj.path / "prepare.py").write_bytes(prepare_py + b"\nFOLDS = 2\n")
-    (proj.path / "autoresearch/evil.py").write_text("x = 1\n")
+    (proj.path / "src/autoresearch/evil.py").write_text("x = 1\n")
     (proj.path / "data/train.parquet").write_bytes(b"garbage")
     cand = model("step after damaging the harness by hand")
     r = step(proj, cand, 1)
     rec = assert_failed_step(proj, before, "invalid", cand, committed=False)
     assert rec["reason"] == (
         "only train.py may change, but these differ from the incumbent: prepare.py, "
-        "autoresearch/evil.py (frozen files restored from git: prepare.py)"
+        "src/autoresearch/evil.py (frozen files restored from git: prepare.py)"
     )
     assert rec["tail"] == [
         "the harness differs from its manifest: data/train.parquet was modified or removed; "
-        "frozen file autoresearch/evil.py was added (restored)"
+        "frozen file src/autoresearch/evil.py was added (restored)"
     ]
     assert f"| INVALID, nothing committed | {rec['reason']} |" in verdict(r, before.iter)
     assert (proj.path / "prepare.py").read_bytes() == prepare_py
-    assert not (proj.path / "autoresearch/evil.py").exists()
+    assert not (proj.path / "src/autoresearch/evil.py").exists()
     proj.write("train.py", before.train)
 
 
@@ -673,35 +556,33 @@ def test_kill_before_the_commit(proj):
 
 
 SLEEPER = r"""
-OUT = "{out}"
+MARKER = "{marker}"
 
 
 def build_pipeline(params):
-    open(os.path.join(OUT, "token"), "w").write(os.environ["AUTORESEARCH_RUN_TOKEN"])
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    open(os.path.join(OUT, "grandchild"), "w").write(str(child.pid))
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", MARKER, "grandchild"])
     time.sleep(600)
 """
 
 
-def test_kill_during_evaluation(proj, tmp_path):
-    """The evaluation dies with the step (PDEATHSIG); the grandchild it started does not, until the next
-    command kills everything carrying the run's token."""
+def test_kill_during_evaluation(proj):
+    """A kill -9 of the step takes the whole sandbox with it (bubblewrap dies with its parent, and with it the
+    PID namespace): the grandchild train.py started is gone at once; the next command records the step."""
     before = Before(proj)
+    marker = f"sleeper-{uuid.uuid4().hex}"
     cand = source(
-        "killed during evaluation",
-        SLEEPER.format(out=tmp_path),
-        "import os\nimport subprocess\nimport sys\nimport time\n",
+        "killed during evaluation", SLEEPER.format(marker=marker), "import subprocess\nimport sys\nimport time\n"
     )
     proj.write("train.py", cand)
     p = spawn(proj, "step")
     try:
-        wait_for(lambda: (tmp_path / "grandchild").exists(), BUDGET + 30, "the evaluation to start a grandchild")
-        assert json.loads(pending_path(proj).read_text())["stage"] == "evaluating"
+        wait_for(lambda: marked(marker), BUDGET + 30, "the evaluation to start a grandchild")
+        pending = json.loads(pending_path(proj).read_text())
+        assert pending["stage"] == "evaluating"
     finally:
         kill9(p)
-    grandchild, token = int((tmp_path / "grandchild").read_text()), (tmp_path / "token").read_text()
-    assert running(grandchild)
+    wait_for(lambda: not marked(marker), 5, "the sandbox to die with the step")
+    assert carrying(pending["token"]) == []
     assert proj.git("rev-parse", "HEAD") == before.head and rows(proj) == before.rows
     r = proj.cli("status")
     assert r.returncode == 0, r.stderr
@@ -709,8 +590,7 @@ def test_kill_during_evaluation(proj, tmp_path):
         f"recovered: iter {before.iter} was interrupted and is now recorded as CRASH (reverted) "
         "(interrupted: the step was killed during evaluation)"
     ) in r.stdout
-    wait_for(lambda: not running(grandchild), 5, "the grandchild to die")
-    assert carrying(token) == [] and left_in(proj) == []
+    assert left_in(proj) == []
     rec = assert_failed_step(proj, before, "crash", cand)
     assert rec["reason"] == "interrupted: the step was killed during evaluation"
 
@@ -788,21 +668,24 @@ exit 0
 
 
 def test_kill_during_the_revert(proj, tmp_path):
+    """The revert of train.py held by a git hook, put in once the step is past its checks (a git hook is a
+    plant the step would refuse up front), then the step killed."""
     before = Before(proj)
     hook = proj.path / ".git/hooks/post-checkout"
-    hook.write_text(HOLD_REVERT.format(out=tmp_path))
-    hook.chmod(0o755)
     (tmp_path / "hold").touch()
     cand = source("crash, then a slow revert", "raise RuntimeError('crash on purpose')\n", "")
     proj.write("train.py", cand)
     p = spawn(proj, "step")
     try:
+        wait_for(pending_path(proj).exists, BUDGET + 30, "the step to commit its candidate")
+        hook.write_text(HOLD_REVERT.format(out=tmp_path))
+        hook.chmod(0o755)
         wait_for(lambda: (tmp_path / "reverting").exists(), BUDGET + 30, "the revert")
     finally:
         kill9(p)
         (tmp_path / "release").touch()
         wait_for(lambda: (tmp_path / "released").exists(), 10, "the held git checkout to end")
-        hook.unlink()
+        hook.unlink(missing_ok=True)
     pending = json.loads(pending_path(proj).read_text())
     assert pending["stage"] == "decided" and pending["record"]["status"] == "crash"
     assert proj.git("rev-parse", "HEAD") == before.head and rows(proj) == before.rows

@@ -13,8 +13,9 @@ import pytest
 from conftest import fake_estimator, make_project
 
 from autoresearch.config import load_config
-from autoresearch.harness import evaluate
-from autoresearch.prepared import MANIFEST, prepare
+from autoresearch.engine import cross_validate, fit_holdout
+from autoresearch.layout import MANIFEST
+from autoresearch.manifest import prepare
 
 # A train.py whose first fold's fit raises from deep in a recursion: a long traceback.
 CRASHING = """
@@ -89,9 +90,9 @@ def test_train_prints_the_block(proj, train_run):
 
 def test_holdout_is_never_shown(proj, train_run):
     cfg = load_config(proj.path)
-    result = evaluate(cfg, proj.path / "train.py", "holdout")
+    result = fit_holdout(cfg, proj.path / "train.py")
     assert result.status == "ok", result.reason
-    holdout = result.last("done")["holdout"]
+    holdout = result.holdout
     assert 0.6 < holdout < 1
     shown = train_run.stdout + train_run.stderr + (proj.path / ".autoresearch" / "last_train_run.log").read_text()
     for text in (f"{holdout:.6f}", f"{holdout:.5f}", repr(holdout)):
@@ -145,7 +146,7 @@ def test_crash_prints_reason_and_a_short_tail(proj):
 )
 def test_contract_failures(proj, source, reason):
     path = proj.write("train_contract.py", source)
-    result = evaluate(load_config(proj.path), path, "cv", budget_s=60)
+    result = cross_validate(load_config(proj.path), path, "cv", budget_s=60)
     n = _first_fold_size(proj)
     assert result.status == "crash" and "\n" not in result.reason
     assert result.reason.startswith("train.py contract: " + reason.format(m=n - 1, n=n)), result.reason

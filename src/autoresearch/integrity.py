@@ -32,15 +32,18 @@ def plants(cfg: Config, repo=None) -> list[str]:
     root = cfg.root
     tracked = set(repo.git.ls_files().splitlines()) if repo is not None else set()
     out = []
+    shadowed = _module_names()
     for entry in sorted(root.iterdir()):
         name = entry.name
         if name in layout.ROOT_PYTHON:
             continue
+        module = name.split(".")[0] if entry.is_file() and name.endswith(IMPORTABLE) else (
+            name if (entry / "__init__.py").is_file() else None)  # fmt: skip
         if name in ROOT_PLANTS or name.endswith(".pth"):
             out.append(f"{name} in the project folder runs in every Python process started there: delete it")
-        elif (entry.is_file() and name.endswith(IMPORTABLE) or (entry / "__init__.py").is_file()) and name not in tracked:
-            out.append(f"{name} in the project folder could shadow a module the harness imports: delete it "
-                       "(or commit it, if it is yours)")  # fmt: skip
+        elif module in shadowed and name not in tracked:
+            out.append(f"{name} in the project folder shadows the module {module!r} for anything started there: "
+                       "delete it")  # fmt: skip
     src = root / "src"
     if src.is_dir():
         for entry in sorted(src.iterdir()):
@@ -63,6 +66,24 @@ def plants(cfg: Config, repo=None) -> list[str]:
             out.append(f"git's core.hooksPath is set ({path}): hooks there would run inside the harness's git "
                        "commands; `git config --unset core.hooksPath`")  # fmt: skip
     return out
+
+
+_MODULES: set[str] = set()
+
+
+def _module_names() -> set[str]:
+    """Top-level names Python would look up: the standard library's and every installed package's."""
+    if not _MODULES:
+        import sys
+        import sysconfig
+
+        _MODULES.update(sys.stdlib_module_names)
+        for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+            name = entry.name
+            if name.endswith((".dist-info", ".egg-info", ".pth")) or name.startswith(("_", ".")):
+                continue
+            _MODULES.add(name.split(".")[0])
+    return _MODULES
 
 
 def _venv_changes(before: dict, now: dict) -> list[str]:

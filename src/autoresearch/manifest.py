@@ -148,6 +148,7 @@ def write(cfg: Config) -> dict:
         "warnings": warnings,
         "files": {name: sha256_file(d / name) for name in names},
         "frozen": layout.frozen_files(cfg.root),
+        "venv": layout.venv_fingerprint(),  # what the interpreter runs at start-up: a later change is a plant
         "prepare_s": round(time.time() - t0, 2),
     }
     manifest["id"] = sha256_json({k: manifest[k] for k in ("config_sha", "source_sha", "files")})[:12]

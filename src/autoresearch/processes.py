@@ -27,6 +27,7 @@ POLL_S = 0.05
 TOKEN_VAR = "AUTORESEARCH_RUN_TOKEN"
 LINUX = sys.platform.startswith("linux")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+_ROOTS: set[int] = set()  # the processes Watched started and still owns, in this process
 
 
 def new_token() -> str:
@@ -52,6 +53,7 @@ class Watched:
         self.proc = subprocess.Popen(argv, cwd=cwd, env={**env, TOKEN_VAR: self.token}, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=pass_fds,
                                      start_new_session=True)  # fmt: skip
+        _ROOTS.add(self.proc.pid)
         self.log = CappedLog(log_path)
         self._done = threading.Event()
         self._threads = [threading.Thread(target=self.log.pump, args=(self.proc.stdout,), daemon=True),
@@ -83,10 +85,11 @@ class Watched:
 
     def tree(self) -> list[int]:
         pids = descendants(self.proc.pid)
-        if not self.sandboxed:  # double-forked escapees come back to us, the subreaper
-            orphans = [p for p in children_of(os.getpid()) if p not in self._known and p != self.proc.pid]
-            for p in orphans:
-                if has_token(p, self.token):
+        if not self.sandboxed:
+            # double-forked escapees come back to us, the subreaper: any child of ours that no Watched started
+            # and that was not there before is one (a daemon that scrubbed its environment has no token)
+            for p in children_of(os.getpid()):
+                if p not in self._known and p not in _ROOTS:
                     pids += descendants(p)
         return pids
 
@@ -99,7 +102,7 @@ class Watched:
             for pid in pids:
                 _signal(pid)
             if not self.sandboxed:
-                reap_orphans(self._known | {self.proc.pid})
+                reap_orphans(self._known | _ROOTS)
             if not pids or time.monotonic() > end:
                 return
             time.sleep(0.01)
@@ -112,6 +115,7 @@ class Watched:
         self._done.set()
         self.kill()
         self.proc.wait()
+        _ROOTS.discard(self.proc.pid)
         for t in self._threads:
             t.join(timeout=2)
         return self.log.close()
