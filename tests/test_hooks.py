@@ -112,7 +112,7 @@ def test_edit_of_prepare_denied_and_train_allowed(proj):
     assert "only train.py" in out["hookSpecificOutput"]["permissionDecisionReason"]
     for name in ("train.py", "notes.md"):
         assert hook(proj, "PreToolUse", tool("Edit", file_path=str(proj.path / name))) is None
-    for rel in ("autoresearch/ratchet.py", ".claude/settings.json", "pyproject.toml", "results.tsv"):
+    for rel in ("src/autoresearch/ratchet.py", ".claude/settings.json", "pyproject.toml", "results.tsv"):
         assert decision(hook(proj, "PreToolUse", tool("Write", file_path=str(proj.path / rel), content=""))) == "deny"
     assert decision(hook(proj, "PreToolUse", tool("Edit", file_path="/etc/passwd"))) == "deny"
 
@@ -122,7 +122,9 @@ def test_edit_of_prepare_denied_and_train_allowed(proj):
     [
         "sed -i 's/FOLDS/2/' prepare.py",
         "echo x >> pyproject.toml",
-        "cp /tmp/x autoresearch/ratchet.py",
+        "cp /tmp/x src/autoresearch/ratchet.py",
+        "echo import os > .venv/lib/python3.11/site-packages/x.pth",
+        "printf x > sitecustomize.py",
         "rm -rf .autoresearch/",
         "cat data/holdout.parquet",
         "head -5 data/train.parquet",

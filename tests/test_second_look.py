@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from conftest import make_project
 
-from autoresearch import keep_rule, ledger, ratchet
+from autoresearch import cards, keep_rule, ledger
+from autoresearch.records import Record
 
 CONFIG = {"folds": 3, "repeats": 2, "budget_s": 60}
 
@@ -80,28 +81,26 @@ def test_a_step_killed_during_its_second_look_is_recovered(proj, tmp_path):
     proj.git("checkout", "-q", "main")
     r = proj.cli("start", "look2")
     assert r.returncode == 0, r.stderr
-    counter = tmp_path / "fits"
-    # build_pipeline runs once per fold: the 7th call is the first fold of the candidate's confirm evaluation
-    # (the incumbent is the untouched baseline: its confirm evaluation does not count)
-    sleeper = (
-        f"\n\n_build = build_pipeline\n\n\ndef build_pipeline(params):\n"
-        f"    import pathlib, time\n    c = pathlib.Path({str(counter)!r})\n"
-        f"    n = int(c.read_text()) + 1 if c.exists() else 1\n    c.write_text(str(n))\n"
-        f"    if n > 6:\n        time.sleep(600)\n    return _build(params)\n"
+    # every fold a little slow (folds cannot count across evaluations: each is a process of its own in the
+    # sandbox), so the candidate's own second look, which starts its log, lasts long enough to be killed in
+    slow = (
+        "\n\n_build = build_pipeline\n\n\ndef build_pipeline(params):\n"
+        "    import time\n    time.sleep(0.4)\n    return _build(params)\n"
     )
-    proj.write("train.py", with_c(proj.read("train.py"), "0.3", sleeper))
+    proj.write("train.py", with_c(proj.read("train.py"), "0.3", slow))
     child = subprocess.Popen(
-        [sys.executable, "-m", "autoresearch.cli", "step"],
+        [sys.executable, "-P", "-m", "autoresearch.cli", "step"],
         cwd=proj.path,
         env={**os.environ},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     pending = proj.path / ".autoresearch/runs/look2/pending.json"
-    deadline = time.monotonic() + 120
+    own_look = proj.path / ".autoresearch/runs/look2/logs/1.confirm.log"
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         stage = (json.loads(pending.read_text()) if pending.exists() else {}).get("stage")
-        if stage == "confirming" and counter.exists() and int(counter.read_text()) > 6:
+        if stage == "confirming" and own_look.exists():
             break
         time.sleep(0.1)
     else:
@@ -144,7 +143,7 @@ def test_the_budget_warning_says_whose_evaluation_it_was(status, whose):
         "wall_s": 99.0,
         "budget_share": 0.82,
     }
-    assert ratchet.one_line(rec, "roc_auc").endswith(f"| warning: used 82% of the evaluation budget{whose}")
+    assert cards.step_line(Record(**rec), "roc_auc").endswith(f"| warning: used 82% of the evaluation budget{whose}")
 
 
 @pytest.mark.parametrize(
@@ -180,4 +179,4 @@ def test_near_misses_are_marked_on_the_step_line(extra, near):
         **extra,
     }
     label = "| NOOP (reverted, near-miss) |" if near else "| NOOP (reverted) |"
-    assert label in ratchet.one_line(rec, "roc_auc")
+    assert label in cards.step_line(Record(**rec), "roc_auc")

@@ -121,11 +121,11 @@ def test_storage_urls_are_checked_and_never_leak_a_password(tmp_path):
     assert redact("postgresql://ann:s3cr:et@db.example:5432/opt") == "postgresql://ann:***@db.example:5432/opt"
     assert redact("sqlite:///x.db") == "sqlite:///x.db"
     cfg = Config(root=tmp_path)
-    assert _storage_spec(cfg, f"sqlite:///{tmp_path}/s.db", tmp_path)["kind"] == "rdb"
+    assert _storage_spec(cfg, f"sqlite:///{tmp_path}/s.db", tmp_path).kind == "rdb"
     with pytest.raises(UserError, match=r"driver \(pymysql\) is not installed.*uv run --with pymysql") as e:
         _storage_spec(cfg, "mysql+pymysql://u:hunter2@h/db", tmp_path)
     assert "hunter2" not in str(e.value)
-    assert _storage_spec(cfg, "shared.journal", tmp_path)["path"] == str(tmp_path / "shared.journal")
+    assert _storage_spec(cfg, "shared.journal", tmp_path).where == str(tmp_path / "shared.journal")
     with pytest.raises(UserError, match="not an Optuna RDB URL") as e:
         _storage_spec(cfg, "redis://u:hunter2@h/0", tmp_path)
     assert "hunter2" not in str(e.value)

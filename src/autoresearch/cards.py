@@ -56,8 +56,7 @@ def rule_text(cfg: Config, manifest: dict) -> str:
     if not looks:
         need = keep_rule.keep_threshold(cfg.alpha, n - 1)
         return (
-            f"paired corrected t-test, alpha {cfg.alpha:g}: a keep needs Δ > {need:.2f} × the ± of its step "
-            f"line{floor}"
+            f"paired corrected t-test, alpha {cfg.alpha:g}: a keep needs Δ > {need:.2f} × the ± of its step line{floor}"
         )
     strong = keep_rule.keep_threshold(cfg.alpha * keep_rule.STRONG_SHARE, n - 1)
     look = keep_rule.keep_threshold(keep_rule.LOOK_P, n - 1)

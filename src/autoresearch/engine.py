@@ -131,11 +131,19 @@ class Lane:
         self._tmp = tempfile.TemporaryDirectory(prefix="autoresearch-eval-")  # the unsandboxed folds' scratch
         v = sandbox.view(self.train_py, {FEATURES[p]: f for p, f in features.items()}, _raw_data(cfg), SCRATCH_MB)
         ours, theirs = socket.socketpair()
-        command = [sys.executable, "-P", "-m", "autoresearch.worker", str(theirs.fileno())]
+        command = [python(), "-P", "-m", "autoresearch.worker", str(theirs.fileno())]
         if self.kind == "bwrap":
-            argv, inside, scratch = sandbox.bwrap_argv(v, command), {p: sandbox.input_path(FEATURES[p]) for p in parts}, sandbox.SCRATCH
+            argv, inside, scratch = (
+                sandbox.bwrap_argv(v, command),
+                {p: sandbox.input_path(FEATURES[p]) for p in parts},
+                sandbox.SCRATCH,
+            )
         elif self.kind == "seatbelt":
-            argv, inside, scratch = sandbox.seatbelt_argv(v, self._tmp.name, command), {p: str(f) for p, f in features.items()}, self._tmp.name
+            argv, inside, scratch = (
+                sandbox.seatbelt_argv(v, self._tmp.name, command),
+                {p: str(f) for p, f in features.items()},
+                self._tmp.name,
+            )
         else:
             argv, inside, scratch = command, {p: str(f) for p, f in features.items()}, self._tmp.name
         self.proc = Watched(argv, cwd=Path(self._tmp.name), env=_env(self.n_jobs), deadline=deadline,
@@ -427,6 +435,12 @@ def warm(metric) -> None:
 
 
 FEATURES = {"train": layout.TRAIN_FEATURES, "holdout": layout.HOLDOUT_FEATURES}
+
+
+def python() -> str:
+    """This interpreter, by the path the sandbox shows: the virtualenv's own bin/ under its real location (a
+    symlinked .venv is shown where it really is, and Python finds its pyvenv.cfg beside the path it runs as)."""
+    return os.path.join(os.path.realpath(sys.prefix), "bin", os.path.basename(sys.executable))
 
 
 def _env(n_jobs: int) -> dict:

@@ -169,8 +169,14 @@ def _fit(cfg, work: Path) -> dict:
     (work / MODEL).write_bytes(out.model)
     X = pd.read_parquet(cfg.data_dir / layout.TRAIN_FEATURES)
     n_holdout = len(pd.read_parquet(cfg.data_dir / layout.HOLDOUT_FEATURES, columns=[X.columns[0]]))
-    return {"holdout": out.holdout, "fit_s": round(sum(out.fit_s), 3), "n_train": len(X), "n_holdout": n_holdout,
-            "features": [_feature(name, dtype) for name, dtype in X.dtypes.items()], "classes": out.classes}
+    return {
+        "holdout": out.holdout,
+        "fit_s": round(sum(out.fit_s), 3),
+        "n_train": len(X),
+        "n_holdout": n_holdout,
+        "features": [_feature(name, dtype) for name, dtype in X.dtypes.items()],
+        "classes": out.classes,
+    }
 
 
 def _metadata(cfg, manifest: dict, run: dict | None, tag: str | None, commit: str, done: dict) -> dict:
@@ -479,5 +485,3 @@ def _write_rows(df, output: str | None, src: Path) -> str | None:
     else:
         raise UserError(f"-o {output}: unknown file type {suffix!r}; use .csv, .tsv or .parquet (or '-' for stdout)")
     return str(dest)
-
-

@@ -37,7 +37,7 @@ from autoresearch import layout, runstate, text
 from autoresearch.files import read_json, write_json
 from autoresearch.records import Run
 
-EDITABLE = {"train.py", "notes.md"}
+EDITABLE = set(layout.EDITABLE)
 HARNESS_FAILURES_TO_LET_GO = 3
 ERROR_LOG = ".autoresearch/hook-errors.log"
 ERROR_LOG_MAX_BYTES = 256 << 10  # then it moves to hook-errors.log.1: at most twice this on disk
@@ -50,10 +50,9 @@ FAILED_OPEN = {
 }
 NO_CARD = "the session starts with a one-line note instead of the status card"
 
-FROZEN = (
-    r"(prepare\.py|pyproject\.toml|uv\.lock|autoresearch/|\.claude/|data/|\.autoresearch/|results\.tsv"
-    r"|program\.md)"
-)
+# what no shell command may write: the harness, the private state, and anything Python runs at start-up
+FROZEN = layout.path_pattern(extra=(r"program\.md", r"\.venv/", r"\.git/", r"sitecustomize", r"usercustomize",
+                                    r"\.pth\b"))  # fmt: skip
 RULES = [
     # (pattern over the whole command, reason: what to do instead)
     (

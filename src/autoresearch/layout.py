@@ -64,8 +64,10 @@ def frozen_files(root: Path) -> dict[str, str]:
 
 
 def is_frozen(rel: str) -> bool:
-    return rel in (PREPARE, PYPROJECT, "uv.lock") or rel.startswith((PACKAGE + "/", ".claude/")) and (
-        rel not in NOT_FROZEN
+    return (
+        rel in (PREPARE, PYPROJECT, "uv.lock")
+        or rel.startswith((PACKAGE + "/", ".claude/"))
+        and (rel not in NOT_FROZEN)
     )
 
 

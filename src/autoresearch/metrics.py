@@ -120,6 +120,7 @@ def _replay(scorer_name: str, y_true, method: str, values, classes, higher: bool
     est = Replay()
     if classes is not None:
         est.classes_ = np.asarray(classes)
+
     def replay(X):
         return values
 

@@ -179,7 +179,9 @@ def _step(cfg: Config) -> int:
     if bad:
         return _record_invalid(cfg, repo, run, pending, bad, t0)
 
-    message = f"{text.shown(pending.hypothesis, 500)}\n\ncategory: {pending.category}\nautoresearch: {run.tag} iter {it}"
+    message = (
+        f"{text.shown(pending.hypothesis, 500)}\n\ncategory: {pending.category}\nautoresearch: {run.tag} iter {it}"
+    )
     pending.candidate = gitops.make_candidate(repo, inc.commit, message)
     pending.stage, pending.started, pending.token = "evaluating", time.time(), new_token()
     runstate.save_pending(cfg.root, pending)
@@ -508,4 +510,3 @@ def run_stop(args) -> int:
         "`uv run autoresearch report` writes the morning report."
     )
     return 0
-

@@ -55,8 +55,10 @@ def kind(enabled: bool) -> str:
         return "bwrap"
     if sys.platform == "darwin":
         return "seatbelt"
-    raise SandboxError(f"no sandbox is known for {sys.platform}; set sandbox = false in pyproject.toml "
-                       "[tool.autoresearch] to run unprotected (every score is then marked as not protected)")
+    raise SandboxError(
+        f"no sandbox is known for {sys.platform}; set sandbox = false in pyproject.toml "
+        "[tool.autoresearch] to run unprotected (every score is then marked as not protected)"
+    )
 
 
 _checked: dict[str, str | None] = {}
@@ -74,13 +76,20 @@ def check(which: str) -> None:
 
 def _probe(which: str) -> str | None:
     if which == "seatbelt":
-        return None if Path("/usr/bin/sandbox-exec").is_file() else (
-            "/usr/bin/sandbox-exec is missing, so train.py cannot be sandboxed; set sandbox = false in "
-            "pyproject.toml [tool.autoresearch] to run unprotected")
+        return (
+            None
+            if Path("/usr/bin/sandbox-exec").is_file()
+            else (
+                "/usr/bin/sandbox-exec is missing, so train.py cannot be sandboxed; set sandbox = false in "
+                "pyproject.toml [tool.autoresearch] to run unprotected"
+            )
+        )
     exe = shutil.which("bwrap")
     if exe is None:
-        return (f"bubblewrap (bwrap) is not installed, so train.py cannot be sandboxed: {INSTALL_HINT}; or set "
-                "sandbox = false in pyproject.toml [tool.autoresearch] to run unprotected")
+        return (
+            f"bubblewrap (bwrap) is not installed, so train.py cannot be sandboxed: {INSTALL_HINT}; or set "
+            "sandbox = false in pyproject.toml [tool.autoresearch] to run unprotected"
+        )
     argv = bwrap_argv(View(read=()), ["/bin/true" if Path("/bin/true").exists() else "/usr/bin/true"])
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
@@ -88,9 +97,11 @@ def _probe(which: str) -> str | None:
         return f"bwrap does not start ({e}); check the bubblewrap installation, or set sandbox = false"
     if r.returncode != 0:
         detail = (r.stderr.strip().splitlines() or ["no message"])[-1]
-        return (f"bwrap cannot create its sandbox here ({detail}); user namespaces may be disabled "
-                "(sysctl user.max_user_namespaces, or kernel.unprivileged_userns_clone); enable them, or set "
-                "sandbox = false in pyproject.toml [tool.autoresearch] to run unprotected")
+        return (
+            f"bwrap cannot create its sandbox here ({detail}); user namespaces may be disabled "
+            "(sysctl user.max_user_namespaces, or kernel.unprivileged_userns_clone); enable them, or set "
+            "sandbox = false in pyproject.toml [tool.autoresearch] to run unprotected"
+        )
     return None
 
 

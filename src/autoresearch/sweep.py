@@ -164,7 +164,10 @@ def _plan(cfg: Config, args, run: Run, params: dict, dims, m: dict, deadline: fl
     if storage.default:
         _repair_journal(Path(storage.where))
     space = {d.name: [d.kind, d.low, d.high, d.log, list(d.choices)] for d in dims}
-    name = args.study or f"{run.tag}-{run.incumbent.commit[:8]}-{hashlib.sha256(json.dumps(space).encode()).hexdigest()[:8]}"
+    name = (
+        args.study
+        or f"{run.tag}-{run.incumbent.commit[:8]}-{hashlib.sha256(json.dumps(space).encode()).hexdigest()[:8]}"
+    )
     k = args.workers
     trials = None if args.trials is None else [args.trials // k + (i < args.trials % k) for i in range(k)]
     return study.Plan(tag=run.tag, study=name, storage=storage, workers=k, trials=trials,
@@ -301,8 +304,12 @@ def _hand_off(cfg: Config, run: Run, source: str, plan: study.Plan, log: study.L
         "incumbent": run.incumbent.commit,
         "metric": metric,
         "wall_s": round(wall_s, 2),
-        "this_sweep": {"trials": len(log.trials), "complete": log.count("complete"), "pruned": log.count("pruned"),
-                       "failed": log.count("fail") + log.count("cut")},  # fmt: skip
+        "this_sweep": {
+            "trials": len(log.trials),
+            "complete": log.count("complete"),
+            "pruned": log.count("pruned"),
+            "failed": log.count("fail") + log.count("cut"),
+        },  # fmt: skip
         "time": time.time(),
     }
     path = cfg.root / layout.TRAIN
@@ -342,5 +349,3 @@ def _changes(best: dict, current: dict, dims) -> dict:
         if value != current[d.name] or type(value) is not type(current[d.name]):
             out[d.name] = value
     return out
-
-

@@ -35,9 +35,8 @@ UV_SHIM = """\
 # test-only uv shim (tests/e2e/test_pack_permissions.py): `uv run autoresearch|X.py ...` with the shared venv
 [ "$1" = run ] || {{ echo "test uv shim: only 'uv run' is supported, got: uv $*" >&2; exit 2; }}
 shift
-export PYTHONPATH="{project}"
 case "$1" in
-  autoresearch) shift; exec "{python}" -m autoresearch.cli "$@" ;;
+  autoresearch) shift; exec "{python}" -P -m autoresearch.cli "$@" ;;
   *.py) exec "{python}" "$@" ;;
 esac
 echo "test uv shim: unsupported: uv run $*" >&2
@@ -92,7 +91,7 @@ def calls(p: Path) -> list[tuple[str, str, dict]]:
             "Edit",
             {"file_path": str(p / "prepare.py"), "old_string": "The frozen harness.", "new_string": "A harness."},
         ),
-        ("denied", "Write", {"file_path": str(p / "autoresearch" / "x.py"), "content": "x = 1\n"}),
+        ("denied", "Write", {"file_path": str(p / "src" / "autoresearch" / "x.py"), "content": "x = 1\n"}),
         (
             "denied",
             "Edit",
@@ -156,7 +155,7 @@ def test_rules_mean_the_project_root_in_both_modes(claude_bin, rules_only):
     assert "no run yet" in status, status
     assert 'CATEGORY = "model"' in proj.read("train.py") and proj.read("notes.md") == "ideas\n"
     assert proj.read("prepare.py") == prepare_before
-    assert not (proj.path / "autoresearch" / "x.py").exists()
+    assert not (proj.path / "src" / "autoresearch" / "x.py").exists()
     if mode == "settings-flag":  # the project's own allow rules were ignored: --settings alone allowed the calls
         assert "has not been trusted" in run.stderr, info
 
