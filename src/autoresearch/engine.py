@@ -282,14 +282,23 @@ class Session:
         self.reason: str | None = None
         self.isolation = ""
         self.imports_s = 0.0
+        self.used = False  # a fold went through it (a session started early may be closed unused)
 
     def start(self) -> Session:
-        """Start the sandbox without waiting for it: its imports run while this side loads labels and metric."""
+        """Start the sandbox without waiting for it: its imports run while this side does its own work (loads
+        the labels and the metric, or a step's checks and commit)."""
         if self.current is None:
             self.current = Lane(self.cfg, self.train_py, **self.args)
         return self
 
+    def set_deadline(self, deadline: float) -> None:
+        """The evaluation's budget starts now: a sandbox started early does not pay for the caller's work."""
+        self.deadline = self.args["deadline"] = deadline
+        if self.current is not None:
+            self.current.deadline = self.current.proc.deadline = deadline
+
     def lane(self, fresh: bool = False) -> Lane:
+        self.used = True
         cur = self.current
         if cur is not None and cur.started and not (fresh and cur.kind == "bwrap" and not cur.isolated):
             if cur.proc.alive():
@@ -360,12 +369,15 @@ def run_folds(session: Session, data: Prepared, out: Outcome, *, params: dict | 
 
 def cross_validate(cfg: Config, train_py: Path, folds: str = "cv", *, log_path: Path | None = None,
                    budget_s: float | None = None, params: dict | None = None, on_fold=None,
-                   token: str | None = None) -> Outcome:  # fmt: skip
-    """Fit and score train.py on the prepared folds ("cv", "confirm" or "sweep") under one budget."""
+                   token: str | None = None, session: Session | None = None) -> Outcome:  # fmt: skip
+    """Fit and score train.py on the prepared folds ("cv", "confirm" or "sweep") under one budget; in `session`
+    when the caller started one early (it is closed here)."""
     budget = cfg.budget_s if budget_s is None else budget_s
     start = time.monotonic()
     out = Outcome("ok", log_path=log_path)
-    session = Session(cfg, train_py, deadline=start + budget, log_path=log_path, token=token)
+    if session is None:
+        session = Session(cfg, train_py, deadline=start + budget, log_path=log_path, token=token)
+    session.set_deadline(start + budget)
     try:
         session.start()  # the worker imports its libraries while this side loads the labels and the metric
         data = Prepared.load(cfg, folds)

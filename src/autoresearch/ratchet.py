@@ -146,6 +146,25 @@ def _count_harness_error(cfg: Config, message: str) -> None:
 
 def _step(cfg: Config) -> int:
     t0 = time.monotonic()
+    run = runstate.current_run(cfg.root)
+    token = new_token()
+    log = runstate.run_dir(cfg.root, run.tag) / "logs" / f"{_next_iter(cfg, run)}.log"
+    # the sandbox starts now and imports its libraries while this side checks and commits; nothing of
+    # train.py runs in it before the evaluation, so a refusal below still comes before anything ran
+    session = None
+    if run.status == "active" and manifest.load_manifest(cfg):
+        session = engine.Session(cfg, cfg.root / layout.TRAIN, deadline=t0 + cfg.budget_s + 60, log_path=log,
+                                 token=token).start()  # fmt: skip
+    try:
+        return _checked_step(cfg, t0, token, session)
+    finally:
+        if session is not None:
+            session.close()
+            if not session.used and log.is_file() and log.stat().st_size == 0:
+                log.unlink()  # refused before it evaluated: no log for an evaluation that never was
+
+
+def _checked_step(cfg: Config, t0: float, token: str, session) -> int:
     repo = gitops.open_repo(cfg.root)
     integrity.refuse_plants(cfg, repo)
     run = runstate.current_run(cfg.root)
@@ -183,12 +202,12 @@ def _step(cfg: Config) -> int:
         f"{text.shown(pending.hypothesis, 500)}\n\ncategory: {pending.category}\nautoresearch: {run.tag} iter {it}"
     )
     pending.candidate = gitops.make_candidate(repo, inc.commit, message)
-    pending.stage, pending.started, pending.token = "evaluating", time.time(), new_token()
+    pending.stage, pending.started, pending.token = "evaluating", time.time(), token
     runstate.save_pending(cfg.root, pending)
     gitops.move_ref(repo, f"refs/autoresearch/{run.tag}/pending", pending.candidate)
 
     log = runstate.run_dir(cfg.root, run.tag) / "logs" / f"{it}.log"
-    out, damage = _checked_evaluate(cfg, repo, run, pending, cfg.root / layout.TRAIN, "cv", log)
+    out, damage = _checked_evaluate(cfg, repo, run, pending, cfg.root / layout.TRAIN, "cv", log, session)
     pending.record = _judge(cfg, repo, run, pending, out, damage, t0)
     pending.stage = "decided"
     runstate.save_pending(cfg.root, pending)
@@ -243,11 +262,12 @@ def _record_invalid(cfg: Config, repo, run: Run, pending: Pending, bad: list[str
 # Around the evaluation
 
 
-def _checked_evaluate(cfg: Config, repo, run: Run, pending: Pending, train_py: Path, folds: str, log: Path):
+def _checked_evaluate(cfg: Config, repo, run: Run, pending: Pending, train_py: Path, folds: str, log: Path,
+                      session=None):  # fmt: skip
     """One sandboxed evaluation, then the checks that nothing else moved: (outcome, damage). Every evaluation
     of a step goes through here, the second look's too."""
     before = integrity.snapshot(cfg, run.tag)
-    out = engine.cross_validate(cfg, train_py, folds, log_path=log, token=pending.token)
+    out = engine.cross_validate(cfg, train_py, folds, log_path=log, token=pending.token, session=session)
     return out, integrity.post_checks(cfg, repo, run, pending.candidate, before, out.violations)
 
 
