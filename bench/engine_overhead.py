@@ -14,7 +14,8 @@ three alike:
             second look): commit, the sandboxed evaluation, the checks, the verdict, the revert, the row
 
 It prints the medians and the ratios train/bare and step/bare, and checks that the bare loop and the
-engine give the same fold scores (to 6 decimals). uv runs against this repository's environment.
+engine give the same fold scores (to 6 decimals). uv runs against this repository's environment, with
+bytecode writing allowed as on a user's machine (installed packages are compiled by `uv sync`).
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ print("folds:", " ".join(f"{s:.6f}" for s in scores))
 
 
 def run(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
-    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    # as on a user's machine: Python writes the package's bytecode on first import (some CI images forbid it)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")}
     t0 = time.perf_counter()
     proc = subprocess.run(["uv", "run", "--project", str(ROOT), *args], cwd=cwd, capture_output=True, text=True,
                           env=env)  # fmt: skip

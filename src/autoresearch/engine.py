@@ -127,6 +127,7 @@ class Lane:
         sandbox.check(self.kind)
         self.deadline, self.n_jobs = deadline, n_jobs or cfg.n_jobs
         self.isolated, self.why, self.import_s, self.started = False, None, 0.0, False
+        self._ops, self._spare, self._exits = 0, None, {}
         features = {part: cfg.data_dir / FEATURES[part] for part in parts}
         self._tmp = tempfile.TemporaryDirectory(prefix="autoresearch-eval-")  # the unsandboxed folds' scratch
         v = sandbox.view(self.train_py, {FEATURES[p]: f for p, f in features.items()}, _raw_data(cfg), SCRATCH_MB)
@@ -176,13 +177,11 @@ class Lane:
         """Fit on `fit_rows` (with their labels `y_fit`), predict `predict_rows` of the `part` table (all of it
         when None), in a fresh process of its own."""
         t0 = time.monotonic()
-        ours, theirs = socket.socketpair()
+        op, ours = self._spare or self._open()
+        self._spare = None
+        if self.isolated:  # the next fold's process gets ready while this one fits (it has no labels yet)
+            self._spare = self._open()
         try:
-            try:
-                wire.send_json(self.ctl, {"op": "fold", "fold": fold_id}, fd=theirs.fileno())
-            except OSError:
-                raise Ended("the worker is gone") from None
-            theirs.close()
             ours.settimeout(self._timeout())
             task = {"fold": fold_id, "fit": fit_rows, "y": y_fit, "part": part, "predict": predict_rows,
                     "methods": list(methods), "params": params or {}, "export": export,
@@ -194,12 +193,31 @@ class Lane:
             out = self._read_fold(ours, export)
         finally:
             ours.close()
-            theirs.close()
-        code = self._recv_ctl().get("code")
+        code = self._exit_of(op).get("code")
         if out.status == "died":
             out.reason = _death(code)
         out.wall_s = time.monotonic() - t0
         return out
+
+    def _open(self) -> tuple[int, socket.socket]:
+        """A fold process, forked by the worker onto a socket pair of its own, waiting for its task."""
+        ours, theirs = socket.socketpair()
+        op, self._ops = self._ops, self._ops + 1
+        try:
+            wire.send_json(self.ctl, {"op": "fold", "fold": op}, fd=theirs.fileno())
+        except OSError:
+            ours.close()
+            raise Ended("the worker is gone") from None
+        finally:
+            theirs.close()
+        return op, ours
+
+    def _exit_of(self, op: int) -> dict:
+        while op not in self._exits:
+            msg = self._recv_ctl()
+            if msg.get("event") == "exit":
+                self._exits[msg.get("fold")] = msg
+        return self._exits.pop(op)
 
     def _read_fold(self, sock: socket.socket, export: bool) -> FoldOutput:
         """The fold's frames: violations as they happen, then one error or one result (predictions, classes,
@@ -253,6 +271,8 @@ class Lane:
 
     def close(self) -> str:
         try:
+            if self._spare is not None:
+                self._spare[1].close()
             self.ctl.close()
         finally:
             tail = self.proc.stop()

@@ -11,15 +11,21 @@ import os
 import tempfile
 from pathlib import Path
 
-import git
-
 from autoresearch import layout
 from autoresearch.errors import UserError
 
 TRAIN = layout.TRAIN
 
 
+def _git():
+    """gitpython, imported on first use: the step starts its sandbox before it pays for this import."""
+    import git
+
+    return git
+
+
 def open_repo(root: Path) -> git.Repo:
+    git = _git()
     try:
         repo = git.Repo(root)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
@@ -54,6 +60,7 @@ def current_branch(repo: git.Repo) -> str | None:
 
 
 def tip(repo: git.Repo, ref: str) -> str | None:
+    git = _git()
     try:
         return repo.git.rev_parse("--verify", "-q", f"{ref}^{{commit}}")
     except git.GitCommandError:
@@ -71,6 +78,7 @@ def blob_of_worktree(repo: git.Repo, path: str = TRAIN) -> str:
 
 
 def blob_at(repo: git.Repo, commit: str, path: str = TRAIN) -> str | None:
+    git = _git()
     try:
         return repo.git.rev_parse(f"{commit}:{path}")
     except git.GitCommandError:
@@ -102,6 +110,7 @@ def move_ref(repo: git.Repo, ref: str, new: str, old: str | None = None, reason:
 
 
 def delete_ref(repo: git.Repo, ref: str) -> None:
+    git = _git()
     try:
         repo.git.update_ref("-d", ref)
     except git.GitCommandError:

@@ -57,23 +57,68 @@ def main(argv: list[str]) -> int:
         from autoresearch import isolation
 
         why = isolation.probe(init["scratch_mb"])
-    wire.send_json(ctl, {"event": "ready", "import_s": round(time.perf_counter() - t0, 3), "isolated": why is None,
-                         "why": why})  # fmt: skip
     isolated = init["isolate"] and why is None
+    wire.send_json(ctl, {"event": "ready", "import_s": round(time.perf_counter() - t0, 3), "isolated": isolated,
+                         "why": why})  # fmt: skip
+    _serve(init, frames, ctl, isolated)
+    return 0
+
+
+def _serve(init: dict, frames: dict, ctl: socket.socket, isolated: bool) -> None:
+    """Fork a fold process for every socket the parent sends, at once: the next fold's process gets ready (and
+    waits for its task) while the current one fits. Each exit is reported with the fold's op number."""
+    import selectors
+
+    wake_r, wake_w = os.pipe()
+    for fd in (wake_r, wake_w):
+        os.set_blocking(fd, False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake_w)
+    sel = selectors.DefaultSelector()
+    sel.register(ctl, selectors.EVENT_READ)
+    sel.register(wake_r, selectors.EVENT_READ)
+    children: dict[int, tuple] = {}  # pid -> (op, scratch)
     while True:
+        for key, _ in sel.select(timeout=1.0):
+            if key.fileobj is ctl:
+                try:
+                    msg, fd = wire.recv_json(ctl, want_fd=True)
+                except (EOFError, ConnectionError, wire.ProtocolError):
+                    return  # the parent is done: the sandbox ends with this process
+                if fd is None:
+                    continue
+                scratch = None if isolated else tempfile.mkdtemp(prefix="fold-", dir=init["scratch_root"])
+                pid = os.fork()
+                if pid == 0:
+                    signal.set_wakeup_fd(-1)
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    _fold(init, frames, fd, ctl.fileno(), isolated, scratch, keep=(wake_r, wake_w))
+                os.close(fd)
+                children[pid] = (msg.get("fold"), scratch)
+            else:
+                while True:
+                    try:
+                        if not os.read(wake_r, 512):
+                            break
+                    except BlockingIOError:
+                        break
+        _reap(children, isolated, ctl)
+
+
+def _reap(children: dict, isolated: bool, ctl: socket.socket) -> None:
+    while children:
         try:
-            msg, fd = wire.recv_json(ctl, want_fd=True)
-        except (EOFError, ConnectionError, wire.ProtocolError):
-            return 0
-        if fd is None:
-            continue
-        scratch = None if isolated else tempfile.mkdtemp(prefix="fold-", dir=init["scratch_root"])
-        pid = os.fork()
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
         if pid == 0:
-            _fold(init, frames, fd, ctl.fileno(), isolated, scratch)
-        os.close(fd)
-        code = _wait(pid, isolated, scratch)
-        wire.send_json(ctl, {"event": "exit", "fold": msg.get("fold"), "code": code})
+            return
+        if pid not in children:
+            continue  # an orphan of a fold (without namespaces): killed in _cleanup
+        op, scratch = children.pop(pid)
+        if not isolated:
+            _cleanup(pid, scratch, children)
+        wire.send_json(ctl, {"event": "exit", "fold": op, "code": os.waitstatus_to_exitcode(status)})
 
 
 def _harden(init: dict) -> None:
@@ -91,40 +136,42 @@ def _harden(init: dict) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
 
-def _wait(pid: int, isolated: bool, scratch: str | None) -> int:
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if not isolated:  # no namespace to take the fold's leftovers with it: kill and remove them here
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if LINUX:
-            from autoresearch.processes import children_of, descendants
+def _cleanup(pid: int, scratch: str | None, live: dict) -> None:
+    """Without namespaces nothing takes a fold's leftovers with it: kill its process group and the orphans it
+    left (they come back to this process, a subreaper), but not the other folds' processes; remove its scratch."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if LINUX:
+        from autoresearch.processes import children_of, descendants
 
-            for child in children_of(os.getpid()):
-                for p in reversed(descendants(child)):
-                    try:
-                        os.kill(p, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
+        for child in children_of(os.getpid()):
+            if child in live:
+                continue
+            for p in reversed(descendants(child)):
                 try:
-                    os.waitpid(child, 0)
-                except ChildProcessError:
+                    os.kill(p, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
                     pass
-        shutil.rmtree(scratch, ignore_errors=True)
-    return code
+            try:
+                os.waitpid(child, 0)
+            except ChildProcessError:
+                pass
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------
 # A fold
 
 
-def _fold(init: dict, frames: dict, fd: int, ctl_fd: int, isolated: bool, scratch: str | None) -> None:
+def _fold(init: dict, frames: dict, fd: int, ctl_fd: int, isolated: bool, scratch: str | None,
+          keep: tuple = ()) -> None:  # fmt: skip
     """In the forked child: never returns."""
     sock = None
     try:
-        os.close(ctl_fd)
+        for other in (ctl_fd, *keep):
+            os.close(other)
         _close_fds_except(fd)
         if LINUX:
             import ctypes
