@@ -190,7 +190,10 @@ def _fold(init: dict, frames: dict, fd: int, ctl_fd: int, isolated: bool, scratc
             os.environ[var] = home
         tempfile.tempdir = None
         sock = socket.socket(fileno=fd)
-        _, payload, _ = wire.recv(sock, MAX_TASK)
+        try:
+            _, payload, _ = wire.recv(sock, MAX_TASK)
+        except (EOFError, ConnectionError, wire.ProtocolError):
+            os._exit(0)  # a spare fold the parent no longer needs: nothing to say
         _run(init, frames, pickle.loads(payload), sock)
     except BaseException as e:  # noqa: BLE001 - whatever happens, the parent hears one line
         traceback.print_exc()
