@@ -14,7 +14,6 @@ from autoresearch.metrics import direction
 from autoresearch.records import Record, Run
 
 WIDTH = 110  # a card line at most, before it wraps
-SHOWN_HYPOTHESIS = 200  # characters of `category: hypothesis` on a step line (the record keeps it whole)
 BUDGET_WARNING = 0.7  # share of the evaluation budget from which the step line warns
 LAST_ROWS = 10
 STATUS_LINES = 30
@@ -106,7 +105,7 @@ def _unprotected(cfg: Config) -> list[str]:
 def step_line(rec: Record, metric: str, cfg: Config | None = None) -> str:
     """`iter 7 | roc_auc 0.9182 (Δ +0.0041 ± 0.0018, p=0.01) | KEPT | 3.1s | model: LightGBM with 31 leaves`"""
     hyp, cat = rec.hypothesis or "?", rec.category or "?"
-    what = text.shown(hyp if hyp.lower().startswith(cat.lower() + ":") else f"{cat}: {hyp}", SHOWN_HYPOTHESIS)
+    what = text.shown(hyp if hyp.lower().startswith(cat.lower() + ":") else f"{cat}: {hyp}")
     secs = f"{rec.wall_s:.1f}s"
     unprotected = [] if cfg is None or cfg.sandbox else ["not protected (sandbox = false)"]
     if rec.status in (CRASH, TIMEOUT, INVALID):

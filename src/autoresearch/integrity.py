@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autoresearch import gitops, keep_rule, layout, ledger, runstate
+from autoresearch import gitops, layout, ledger, runstate
 from autoresearch.config import Config
 from autoresearch.errors import UserError
 from autoresearch.manifest import load_manifest, problems
@@ -160,18 +160,20 @@ def restore_frozen(cfg: Config, repo, run: Run, paths: list[str]) -> list[str]:
 # Around an evaluation
 
 
-def snapshot(cfg: Config, tag: str) -> dict[Path, bytes | None]:
-    """Bytes of the private files an evaluation could scribble on (it cannot reach them: verified anyway)."""
+def snapshot(cfg: Config, repo, tag: str) -> dict:
+    """What an evaluation must leave as it found it (it cannot reach any of it: verified anyway): the bytes of
+    the run's private files, and the run's refs."""
     rdir = runstate.run_dir(cfg.root, tag)
     files = [cfg.root / ledger.FILENAME, rdir / "run.json", rdir / "holdout.jsonl",
              runstate.state_dir(cfg.root) / "active.json", runstate.pending_path(cfg.root, tag)]  # fmt: skip
-    return {p: (p.read_bytes() if p.is_file() else None) for p in files}
+    return {"files": {p: (p.read_bytes() if p.is_file() else None) for p in files},
+            "refs": gitops.refs(repo, f"refs/autoresearch/{tag}/") | gitops.refs(repo, "refs/heads/")}  # fmt: skip
 
 
 def post_checks(cfg: Config, repo, run: Run, cand: str, before: dict, violations: list[str]) -> list[str]:
     """What the evaluation changed that it must not have: each named (and put back)."""
     damage = list(violations[:10])  # each attempt the in-sandbox guard saw, not only the first
-    for p, was in before.items():
+    for p, was in before["files"].items():
         now = p.read_bytes() if p.is_file() else None
         if now != was:
             damage.append(f"{p.relative_to(cfg.root)} was changed during the run (restored)")
@@ -190,7 +192,7 @@ def post_checks(cfg: Config, repo, run: Run, cand: str, before: dict, violations
     if drift:
         damage.append("harness changed during the run: " + "; ".join(drift[:3]) + " (restored)")
         repair_harness(cfg, repo, run)
-    damage += check_refs(cfg, repo, run)
+    damage += restore_refs(repo, before["refs"], run.tag)
     return damage
 
 
@@ -218,25 +220,13 @@ def repair_harness(cfg: Config, repo, run: Run) -> None:
             )
 
 
-def check_refs(cfg: Config, repo, run: Run) -> list[str]:
-    """The branch at the incumbent, and every discarded candidate still under refs/autoresearch/<tag>/: a
-    missing one is recreated from its iteration record (the commit object outlives its ref)."""
+def restore_refs(repo, before: dict[str, str], tag: str) -> list[str]:
+    """Every ref the run had before the evaluation (the branches, refs/autoresearch/<tag>/...) where it was:
+    one deleted or moved is put back (its commit outlives it)."""
+    now = gitops.refs(repo, f"refs/autoresearch/{tag}/") | gitops.refs(repo, "refs/heads/")
     out = []
-    tip = gitops.tip(repo, run.branch)
-    if tip != run.incumbent.commit:
-        out.append(f"branch {run.branch} moved to {(tip or 'nothing')[:8]} during the run (put back)")
-        gitops.move_ref(repo, f"refs/heads/{run.branch}", run.incumbent.commit)
-    prefix = f"refs/autoresearch/{run.tag}/discarded/"
-    present = gitops.refs(repo, prefix)
-    for row in ledger.read(cfg.root, run.tag):
-        if row["status"] in (*keep_rule.KEPT, keep_rule.BASELINE, keep_rule.INVALID) or not row["commit"]:
-            continue
-        ref = prefix + row["iter"]
-        if ref not in present:
-            rec = runstate.load_record(cfg.root, run.tag, int(row["iter"]))
-            if rec and rec.commit and gitops.tip(repo, rec.commit):
-                gitops.move_ref(repo, ref, rec.commit)
-                out.append(f"{ref} was deleted during the run (recreated)")
-            else:
-                out.append(f"{ref} was deleted during the run and its commit is gone")
+    for ref, commit in sorted(before.items()):
+        if now.get(ref) != commit:
+            gitops.move_ref(repo, ref, commit)
+            out.append(f"{ref} was {'moved' if ref in now else 'deleted'} during the run (put back)")
     return out

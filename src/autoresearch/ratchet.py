@@ -266,7 +266,7 @@ def _checked_evaluate(cfg: Config, repo, run: Run, pending: Pending, train_py: P
                       session=None):  # fmt: skip
     """One sandboxed evaluation, then the checks that nothing else moved: (outcome, damage). Every evaluation
     of a step goes through here, the second look's too."""
-    before = integrity.snapshot(cfg, run.tag)
+    before = integrity.snapshot(cfg, repo, run.tag)
     out = engine.cross_validate(cfg, train_py, folds, log_path=log, token=pending.token, session=session)
     return out, integrity.post_checks(cfg, repo, run, pending.candidate, before, out.violations)
 
