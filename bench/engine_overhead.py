@@ -76,8 +76,9 @@ def run(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, float]
     # as on a user's machine: Python writes the package's bytecode on first import (some CI images forbid it)
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")}
     t0 = time.perf_counter()
-    proc = subprocess.run(["uv", "run", "--project", str(ROOT), *args], cwd=cwd, capture_output=True, text=True,
-                          env=env)  # fmt: skip
+    proc = subprocess.run(
+        ["uv", "run", "--project", str(ROOT), *args], cwd=cwd, capture_output=True, text=True, env=env
+    )
     return proc, time.perf_counter() - t0
 
 
@@ -90,8 +91,9 @@ def project(where: Path, data: str, target: str) -> Path:
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     text = (dest / "pyproject.toml").read_text()
     head = text[: text.index("[tool.autoresearch]")]
-    (dest / "pyproject.toml").write_text(head + f'[tool.autoresearch]\ndata = "{data}"\ntarget = "{target}"\n'
-                                         "folds = 5\nrepeats = 2\nbudget_s = 600\n")  # fmt: skip
+    (dest / "pyproject.toml").write_text(
+        head + f'[tool.autoresearch]\ndata = "{data}"\ntarget = "{target}"\nfolds = 5\nrepeats = 2\nbudget_s = 600\n'
+    )
     for cmd in (
         ["git", "init", "-q", "-b", "main"],
         ["git", "config", "user.email", "b@x.invalid"],
@@ -99,7 +101,7 @@ def project(where: Path, data: str, target: str) -> Path:
         ["git", "add", "-A"],
         ["git", "commit", "-qm", "bench"],
     ):
-        subprocess.run(cmd, cwd=dest, check=True)  # fmt: skip
+        subprocess.run(cmd, cwd=dest, check=True)
     (dest / ".git/info/exclude").write_text("bare.py\n")
     (dest / "bare.py").write_text(BARE)
     for args in (["prepare.py"], ["autoresearch", "start", "bench"]):
@@ -133,8 +135,15 @@ def measure(name: str, runs: int) -> dict:
             assert "NOOP" in proc.stdout and "2nd look" not in proc.stdout, proc.stdout + proc.stderr
             times["step"].append(t)
         med = {k: statistics.median(v) for k, v in times.items()}
-        return {"table": name, "shape": shape, **med, "train_ratio": med["train"] / med["bare"],
-                "step_ratio": med["step"] / med["bare"], "same_scores": same, "all": times}  # fmt: skip
+        return {
+            "table": name,
+            "shape": shape,
+            **med,
+            "train_ratio": med["train"] / med["bare"],
+            "step_ratio": med["step"] / med["bare"],
+            "same_scores": same,
+            "all": times,
+        }
 
 
 def main() -> None:
@@ -147,10 +156,14 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|---|")
     for name in args.tables.split(","):
         r = measure(name, args.runs)
-        print(f"| {r['table']} | {r['shape']} | {r['bare']:.2f} | {r['train']:.2f} | {r['step']:.2f} | "
-              f"{r['train_ratio']:.2f} | {r['step_ratio']:.2f} | {'yes' if r['same_scores'] else 'NO'} |", flush=True)  # fmt: skip
-        print(f"  runs: " + "; ".join(f"{k} " + ", ".join(f"{x:.2f}" for x in v) for k, v in r["all"].items()),
-              flush=True)  # fmt: skip
+        print(
+            f"| {r['table']} | {r['shape']} | {r['bare']:.2f} | {r['train']:.2f} | {r['step']:.2f} | "
+            f"{r['train_ratio']:.2f} | {r['step_ratio']:.2f} | {'yes' if r['same_scores'] else 'NO'} |",
+            flush=True,
+        )
+        print(
+            "  runs: " + "; ".join(f"{k} " + ", ".join(f"{x:.2f}" for x in v) for k, v in r["all"].items()), flush=True
+        )
     print(f"load after: {os.getloadavg()[0]:.2f}")
 
 

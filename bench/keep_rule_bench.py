@@ -54,10 +54,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from inprocess import predict_score, score_folds
+
 from autoresearch import keep_rule
 from autoresearch.config import parse_config
 from autoresearch.dataset import load_table
-from autoresearch.evaluate import score_folds
 from autoresearch.metrics import resolve_metric
 from autoresearch.splits import fold_size_ratio, holdout_split, make_folds
 
@@ -386,7 +387,7 @@ class Scores:
             est = module.build_pipeline(params)
             est.fit(d.X, d.y)
             self.fits += 1
-            return d.metric.score(est, d.Xh, d.yh)
+            return predict_score(est, d.Xh, d.yh, d.metric, fit_labels=d.y.to_numpy())
         n = len(d.folds)  # confirm folds are cached per block of the first look's size: "confirm", "confirm1", ...
         blocks = {"confirm" + (str(b) if b else ""): d.confirm[b * n : (b + 1) * n] for b in range(len(d.confirm) // n)}
         folds = {"cv": d.folds, "extra": d.extra, **blocks}[kind]

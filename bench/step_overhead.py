@@ -11,7 +11,7 @@ noop/discard), and prints per step:
     wall_s      the whole command, as the agent waits for it
     cv_s        the CV child's wall time as the runner measured it (iters/<n>.json eval_s)
     hold_s      the holdout child's lifetime (kept steps only; not recorded by the harness, so a watcher
-                thread polls /proc every 10 ms for the step's descendants running autoresearch.evaluate:
+                thread polls /proc every 10 ms for the step's descendants running autoresearch.worker:
                 first seen to gone, +-10 ms)
     look_s      a second look's children (candidate and, once per incumbent, incumbent on the confirm folds)
     overhead_s  wall_s - cv_s - hold_s - look_s: uv, the parent's imports, git, hashing, bookkeeping
@@ -111,9 +111,8 @@ class ChildWatcher:
             self.children[pid]["last"] = now
             return
         argv = _cmdline(pid)
-        if "autoresearch.evaluate" in argv:
-            mode = argv[argv.index("autoresearch.evaluate") + 1]
-            self.children[pid] = {"mode": mode, "first": now, "last": now}
+        if "autoresearch.worker" in argv and not argv[0].endswith("bwrap"):  # a sandboxed evaluation's worker
+            self.children[pid] = {"mode": "sandbox", "first": now, "last": now}
 
     def finish(self) -> list[dict]:
         self.stop.set()

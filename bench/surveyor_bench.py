@@ -201,33 +201,38 @@ def job_plain(project: Path, budget: float, lgbm: str) -> dict:
     sys.path.insert(0, str(project))
     import optuna
     import pandas as pd
+    from inprocess import import_train, score_folds
 
-    from autoresearch import search_space, sweep
+    from autoresearch import layout, search_space, sweep
     from autoresearch.config import load_config
-    from autoresearch.evaluate import import_train, score_folds
+    from autoresearch.manifest import SWEEP_SEED_OFFSET, load_manifest
     from autoresearch.metrics import resolve_metric
-    from autoresearch.prepared import TRAIN, load_manifest
+    from autoresearch.splits import load_folds
+    from autoresearch.study import _suggest
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cfg = load_config(project)
     manifest = load_manifest(cfg)
     metric = resolve_metric(manifest["metric"], manifest["task"], check_task=False)
-    train = pd.read_parquet(cfg.data_dir / TRAIN)
+    train = pd.read_parquet(cfg.data_dir / layout.TRAIN_PART)
     X, y = train.drop(columns=[manifest["target"]]), train[manifest["target"]]
-    folds = sweep.sweep_folds(cfg, train, manifest)  # the surveyor's folds: same shape, own seed
+    folds = load_folds(cfg.data_dir / layout.SWEEP_FOLDS)  # the surveyor's folds: same shape, own seed
     source = (project / "train.py").read_text()
     params, dims = search_space.load(source)
-    module = import_train(project / "train.py")
+    module = import_train(
+        project / "train.py",
+        {"TASK": manifest["task"], "METRIC": manifest["metric"], "SEED": cfg.seed, "N_JOBS": cfg.n_jobs},
+    )
     current = {d.name: params[d.name] for d in dims}
     study = optuna.create_study(
         direction="maximize" if manifest["higher_is_better"] else "minimize",
-        sampler=optuna.samplers.TPESampler(seed=sweep._sweep_seed(cfg), multivariate=True),
+        sampler=optuna.samplers.TPESampler(seed=cfg.seed + SWEEP_SEED_OFFSET, multivariate=True),
         pruner=optuna.pruners.NopPruner(),
     )
     study.enqueue_trial(current)
 
     def objective(trial):
-        picked = {d.name: sweep._suggest(trial, d.name, d.kind, d.low, d.high, d.log, list(d.choices)) for d in dims}
+        picked = {d.name: _suggest(trial, d) for d in dims}
         scores = score_folds(module, {**module.PARAMS, **picked}, X, y, folds, metric)
         return sum(scores) / len(scores)
 

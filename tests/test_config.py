@@ -143,8 +143,13 @@ def test_csv_settings_round_trip_through_the_manifest_json():
     assert cfg.csv == CsvOptions(sep="\t", decimal=",", encoding="cp1252", na_values=("?",))
     assert json.loads(json.dumps(cfg.as_dict())) == cfg.as_dict()  # else problems() would call it changed
     assert cfg.as_dict()["csv"] == {
-        "sep": "\t", "decimal": ",", "thousands": None, "quotechar": None, "encoding": "cp1252", "na_values": ["?"]
-    }  # fmt: skip
+        "sep": "\t",
+        "decimal": ",",
+        "thousands": None,
+        "quotechar": None,
+        "encoding": "cp1252",
+        "na_values": ["?"],
+    }
     plain = parse_config({"data": "t.csv", "target": "y"}, ROOT)
     assert plain.csv == CsvOptions() and (plain.keep_time_column, plain.keep_group_column) == (False, False)
 

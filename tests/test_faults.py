@@ -12,7 +12,6 @@ The runner-level faults (each way of hanging, process families, the log format) 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re

@@ -118,8 +118,15 @@ def run(tmp_path: Path, mode: str, how: str, budget_s: float = 2.0, memory_mb: i
         sandbox.check("bwrap")
         command = sandbox.bwrap_argv(sandbox.view(script, {}, None, 64), command)
     t0 = time.monotonic()
-    w = Watched(command, cwd=tmp_path, env=dict(os.environ), deadline=t0 + budget_s, memory_mb=memory_mb,
-                log_path=tmp_path / "run.log", sandboxed=how == "bwrap")  # fmt: skip
+    w = Watched(
+        command,
+        cwd=tmp_path,
+        env=dict(os.environ),
+        deadline=t0 + budget_s,
+        memory_mb=memory_mb,
+        log_path=tmp_path / "run.log",
+        sandboxed=how == "bwrap",
+    )
     seen = 0
     while w.alive() and w.ended is None:
         seen = max(seen, len(marked(marker)))
@@ -176,8 +183,10 @@ def test_output_flood_is_capped_and_the_run_ends_cleanly(tmp_path, how):
 
 @pytest.mark.parametrize("sandboxed", [True, False], ids=["sandbox", "no-sandbox"])
 def test_hanging_train_py_with_a_family_is_killed(tmp_path_factory, sandboxed):
-    proj = make_project(tmp_path_factory.mktemp("hang") / "proj",
-                        config={"folds": 3, "repeats": 1, "budget_s": 60, "sandbox": sandboxed})  # fmt: skip
+    proj = make_project(
+        tmp_path_factory.mktemp("hang") / "proj",
+        config={"folds": 3, "repeats": 1, "budget_s": 60, "sandbox": sandboxed},
+    )
     prepare(load_config(proj.path))
     marker = f"marker-{uuid.uuid4().hex}"
     train = proj.write(

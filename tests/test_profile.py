@@ -86,8 +86,13 @@ def test_no_holdout_file_is_opened(tmp_path):
     p, cfg, m = prepared(tmp_path, mixed())
     log = tmp_path / "opens.log"
     cmd = ["strace", "-f", "-qq", "-e", "trace=open,openat,openat2", "-o", str(log)]
-    proc = subprocess.run([*cmd, sys.executable, "-m", "autoresearch.cli", "profile"], cwd=p.path,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [*cmd, sys.executable, "-m", "autoresearch.cli", "profile"],
+        cwd=p.path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if proc.returncode != 0 and "ptrace" in proc.stderr:
         pytest.skip(f"strace cannot trace here: {proc.stderr.strip()[:200]}")
     assert proc.returncode == 0, proc.stderr

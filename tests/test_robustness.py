@@ -23,8 +23,10 @@ TAG = "tough"
 
 def source(hypothesis_literal: str, category: str = '"robust"') -> str:
     """A cheap train.py (numpy only) whose declarations are given as Python source."""
-    return (f"import numpy as np\n\nHYPOTHESIS = {hypothesis_literal}\nCATEGORY = {category}\nPARAMS = {{}}\n"
-            + fake_estimator())  # fmt: skip
+    return (
+        f"import numpy as np\n\nHYPOTHESIS = {hypothesis_literal}\nCATEGORY = {category}\nPARAMS = {{}}\n"
+        + fake_estimator()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +130,17 @@ def test_a_recovery_that_fails_records_what_it_knows_and_moves_on(proj):
     rows = ledger.read(proj.path, TAG)
     it = int(rows[-1]["iter"]) + 1
     run = json.loads((proj.path / f".autoresearch/runs/{TAG}/run.json").read_text())
-    pending = {"iter": it, "tag": TAG, "incumbent": run["incumbent"]["commit"], "category": "robust",
-               "hypothesis": "a journal that cannot finish", "lines": 9, "stage": "decided",
-               "candidate": "1" * 40, "record": {"iter": it, "tag": TAG, "status": "noop", "commit": "1" * 40}}  # fmt: skip
+    pending = {
+        "iter": it,
+        "tag": TAG,
+        "incumbent": run["incumbent"]["commit"],
+        "category": "robust",
+        "hypothesis": "a journal that cannot finish",
+        "lines": 9,
+        "stage": "decided",
+        "candidate": "1" * 40,
+        "record": {"iter": it, "tag": TAG, "status": "noop", "commit": "1" * 40},
+    }
     (proj.path / f".autoresearch/runs/{TAG}/pending.json").write_text(json.dumps(pending))
     r = proj.cli("status")
     assert r.returncode == 0, r.stderr
@@ -203,8 +213,9 @@ def test_the_cards_list_every_feature_and_every_category(tmp_path):
     `categories:` names them all or says how many are left out."""
     cols = {f"a_rather_long_feature_name_number_{i:02d}": range(60) for i in range(24)}
     df = pd.DataFrame({**cols, "y": [0, 1] * 30})
-    p = make_project(tmp_path / "wide", config={"data": "t.csv", "target": "y", "folds": 3, "repeats": 1,
-                                                "budget_s": 60})  # fmt: skip
+    p = make_project(
+        tmp_path / "wide", config={"data": "t.csv", "target": "y", "folds": 3, "repeats": 1, "budget_s": 60}
+    )
     df.to_csv(p.path / "t.csv", index=False)
     p.write("train.py", source('"a constant"'))
     p.write(".gitignore", p.read(".gitignore") + "t.csv\n")

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from conftest import make_project
@@ -322,8 +320,12 @@ def cheat(name: str) -> str:
 @pytest.fixture(scope="module")
 def proj(tmp_path_factory):
     p = make_project(tmp_path_factory.mktemp("trust") / "proj", config=CONFIG)
-    p.write("train.py", cheat("module memory").replace("cheat: module memory", "baseline: a constant")
-            .replace("known = recall(X)", "known = {}"))  # fmt: skip
+    p.write(
+        "train.py",
+        cheat("module memory")
+        .replace("cheat: module memory", "baseline: a constant")
+        .replace("known = recall(X)", "known = {}"),
+    )
     p.commit_all("a constant baseline")
     r = p.cli("start", TAG)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -408,9 +410,13 @@ def test_without_the_sandbox_the_cheat_works(tmp_path):
     # the guard sees Python's own open() (np.load) and voids the step; pandas reads natively, and so
     # pandas alone gets through: with only that, the cheat is kept
     assert row["status"] == "invalid" and "train.py may not read data/labels.npz" in row["note"], (row, r.stdout)
-    p.write("train.py", cheat("files by any means").replace("os.walk(top)", "[]")
-            .replace("lambda p: np.load(p)[\"train\"], ", "").replace(
-                'lambda p: subprocess.run(["cat", p], capture_output=True, check=True).stdout', ""))  # fmt: skip
+    p.write(
+        "train.py",
+        cheat("files by any means")
+        .replace("os.walk(top)", "[]")
+        .replace('lambda p: np.load(p)["train"], ', "")
+        .replace('lambda p: subprocess.run(["cat", p], capture_output=True, check=True).stdout', ""),
+    )
     r = p.cli("step")
     row = last_row(p)
     assert row["status"] == "keep" and float(row["metric"]) > 0.95, (row, r.stdout)
@@ -426,20 +432,27 @@ def own_venv(tmp_path):
     """A project with a virtualenv of its own (uv links it from its cache), as a user has: a .pth planted in it
     must not touch the test session's environment."""
     p = make_project(tmp_path / "proj", config={"folds": 3, "repeats": 1, "budget_s": 60})
-    r = subprocess.run(["uv", "sync", "--frozen", "--offline", "--quiet"], cwd=p.path, capture_output=True,
-                       text=True, env={k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"})  # fmt: skip
+    r = subprocess.run(
+        ["uv", "sync", "--frozen", "--offline", "--quiet"],
+        cwd=p.path,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"},
+    )
     if r.returncode != 0:
         pytest.fail(f"uv sync failed: {r.stderr}")
     p.python = str(p.path / ".venv/bin/python")
-    r = subprocess.run([p.python, "-P", "-m", "autoresearch.cli", "start", TAG], cwd=p.path, capture_output=True,
-                       text=True)  # fmt: skip
+    r = subprocess.run(
+        [p.python, "-P", "-m", "autoresearch.cli", "start", TAG], cwd=p.path, capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     return p
 
 
 def own_step(p) -> subprocess.CompletedProcess:
-    return subprocess.run([p.python, "-P", "-m", "autoresearch.cli", "step"], cwd=p.path, capture_output=True,
-                          text=True)  # fmt: skip
+    return subprocess.run(
+        [p.python, "-P", "-m", "autoresearch.cli", "step"], cwd=p.path, capture_output=True, text=True
+    )
 
 
 PLANTS = {

@@ -17,9 +17,16 @@ WIDTH = 110  # a card line at most, before it wraps
 BUDGET_WARNING = 0.7  # share of the evaluation budget from which the step line warns
 LAST_ROWS = 10
 STATUS_LINES = 30
-LABEL = {KEEP: "KEPT", SIMPLIFY: "SIMPLIFIED (kept)", keep_rule.NOOP: "NOOP (reverted)",
-         keep_rule.DISCARD: "DISCARDED (reverted)", CRASH: "CRASH (reverted)", TIMEOUT: "TIMEOUT (reverted)",
-         INVALID: "INVALID", BASELINE: "BASELINE"}  # fmt: skip
+LABEL = {
+    KEEP: "KEPT",
+    SIMPLIFY: "SIMPLIFIED (kept)",
+    keep_rule.NOOP: "NOOP (reverted)",
+    keep_rule.DISCARD: "DISCARDED (reverted)",
+    CRASH: "CRASH (reverted)",
+    TIMEOUT: "TIMEOUT (reverted)",
+    INVALID: "INVALID",
+    BASELINE: "BASELINE",
+}
 DATA_CARD_HAS = ("metric", "folds", "budget")  # the start card's own lines: the data card need not repeat them
 
 
@@ -71,8 +78,10 @@ def rule_text(cfg: Config, manifest: dict) -> str:
 def feature_items(manifest: dict) -> list[str]:
     """Column names and kinds: train.py cannot read the data, so this is how the agent learns the schema."""
     kind = {"category": "cat"}
-    return [f"{c} ({kind.get(t, 'num' if t.startswith(('int', 'float', 'Int', 'Float')) else t)})"
-            for c, t in manifest["columns"].items()]  # fmt: skip
+    return [
+        f"{c} ({kind.get(t, 'num' if t.startswith(('int', 'float', 'Int', 'Float')) else t)})"
+        for c, t in manifest["columns"].items()
+    ]
 
 
 def labelled(label: str, items: list[str], width: int = WIDTH, max_lines: int | None = None) -> list[str]:
@@ -142,8 +151,10 @@ def near_miss(rec: Record) -> bool:
 def _second_look_text(rec: Record) -> list[str]:
     if rec.looks == 2:
         n = len(rec.confirm_scores or [])
-        return [f"2nd look ({n} fresh folds): Δ {rec.confirm_delta:+.4f}{_pm(rec.confirm_se)}, "
-                f"all looks p={rec.p_value:.2g}"]  # fmt: skip
+        return [
+            f"2nd look ({n} fresh folds): Δ {rec.confirm_delta:+.4f}{_pm(rec.confirm_se)}, "
+            f"all looks p={rec.p_value:.2g}"
+        ]
     return []
 
 

@@ -32,8 +32,12 @@ def run_train(args) -> int:
     if out.status == "ok":
         lines += [f"mean:     {out.mean:.6f}", f"std_err:  {out.se:.6f}"]
     done = "" if out.status == "ok" else f"  ({len(out.scores)} of {m['n_folds']})"
-    lines += [f"folds:    {' '.join(f'{s:.6f}' for s in out.scores)}{done}", f"fit_s:    {sum(out.fit_s):.2f}",
-              f"wall_s:   {out.wall_s:.2f}", f"status:   {out.status}"]  # fmt: skip
+    lines += [
+        f"folds:    {' '.join(f'{s:.6f}' for s in out.scores)}{done}",
+        f"fit_s:    {sum(out.fit_s):.2f}",
+        f"wall_s:   {out.wall_s:.2f}",
+        f"status:   {out.status}",
+    ]
     if not cfg.sandbox:
         lines.append(f"warning:  {sandbox.UNPROTECTED}")
     if out.status != "ok":
@@ -46,8 +50,11 @@ def run_train(args) -> int:
 def main(train_py: str) -> None:
     """prepare.evaluate_cli: reached only when train.py ran as a script without the start-up hook, so its own
     top-level code has already run outside the sandbox (the hook routes `uv run train.py` before that)."""
-    print(f"note: {Path(train_py).name}'s top-level code ran outside the sandbox; `uv run train.py` in the "
-          "project folder does not do that (reinstall with `uv sync` if it did)", file=sys.stderr)  # fmt: skip
+    print(
+        f"note: {Path(train_py).name}'s top-level code ran outside the sandbox; `uv run train.py` in the "
+        "project folder does not do that (reinstall with `uv sync` if it did)",
+        file=sys.stderr,
+    )
     from autoresearch.cli import main as cli
 
     sys.exit(cli(["train", str(Path(train_py).resolve())]))

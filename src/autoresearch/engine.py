@@ -120,8 +120,17 @@ class Lane:
     """The sandbox and fork server for one train.py. `parts` are the feature tables the folds may predict:
     "train" always, "holdout" only for the holdout fit."""
 
-    def __init__(self, cfg: Config, train_py: Path, *, deadline: float, log_path: Path | None,
-                 parts: tuple[str, ...] = ("train",), n_jobs: int | None = None, token: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        cfg: Config,
+        train_py: Path,
+        *,
+        deadline: float,
+        log_path: Path | None,
+        parts: tuple[str, ...] = ("train",),
+        n_jobs: int | None = None,
+        token: str | None = None,
+    ):
         self.cfg, self.train_py = cfg, Path(train_py).resolve()
         self.kind = sandbox.kind(cfg.sandbox)
         sandbox.check(self.kind)
@@ -147,21 +156,43 @@ class Lane:
             )
         else:
             argv, inside, scratch = command, {p: str(f) for p, f in features.items()}, self._tmp.name
-        self.proc = Watched(argv, cwd=Path(self._tmp.name), env=_env(self.n_jobs), deadline=deadline,
-                            memory_mb=cfg.memory_mb, log_path=log_path, pass_fds=(theirs.fileno(),), token=token,
-                            sandboxed=self.kind == "bwrap")  # fmt: skip
+        self.proc = Watched(
+            argv,
+            cwd=Path(self._tmp.name),
+            env=_env(self.n_jobs),
+            deadline=deadline,
+            memory_mb=cfg.memory_mb,
+            log_path=log_path,
+            pass_fds=(theirs.fileno(),),
+            token=token,
+            sandboxed=self.kind == "bwrap",
+        )
         theirs.close()
         self.ctl = ours
         root = cfg.root.resolve()
-        init = {"train_py": str(self.train_py), "features": inside, "target": None, "preload": preload(self.train_py),
-                "isolate": self.kind == "bwrap", "scratch_mb": SCRATCH_MB, "scratch_root": scratch,
-                "memory_mb": cfg.memory_mb,
-                "guard": {"root": str(root), "private": [str(p) for p in layout.private_paths(root)],
-                          "frozen": [str(p) for p in layout.frozen_paths(root)]}}  # fmt: skip
+        init = {
+            "train_py": str(self.train_py),
+            "features": inside,
+            "target": None,
+            "preload": preload(self.train_py),
+            "isolate": self.kind == "bwrap",
+            "scratch_mb": SCRATCH_MB,
+            "scratch_root": scratch,
+            "memory_mb": cfg.memory_mb,
+            "guard": {
+                "root": str(root),
+                "private": [str(p) for p in layout.private_paths(root)],
+                "frozen": [str(p) for p in layout.frozen_paths(root)],
+            },
+        }
         manifest = read_json(cfg.data_dir / layout.MANIFEST) or {}
         init["target"] = manifest.get("target")
-        self.prepare_values = {"TASK": manifest.get("task"), "METRIC": manifest.get("metric"), "SEED": cfg.seed,
-                               "N_JOBS": self.n_jobs}  # fmt: skip
+        self.prepare_values = {
+            "TASK": manifest.get("task"),
+            "METRIC": manifest.get("metric"),
+            "SEED": cfg.seed,
+            "N_JOBS": self.n_jobs,
+        }
         self._send(wire.PICKLE, pickle.dumps(init))
 
     def ready(self) -> None:
@@ -172,8 +203,17 @@ class Lane:
         self.isolated, self.why = bool(msg.get("isolated")), msg.get("why")
         self.import_s, self.started = _number(msg.get("import_s")), True
 
-    def fold(self, fold_id: int, fit_rows, y_fit, part: str, predict_rows, methods: tuple[str, ...],
-             params: dict | None = None, export: bool = False) -> FoldOutput:  # fmt: skip
+    def fold(
+        self,
+        fold_id: int,
+        fit_rows,
+        y_fit,
+        part: str,
+        predict_rows,
+        methods: tuple[str, ...],
+        params: dict | None = None,
+        export: bool = False,
+    ) -> FoldOutput:
         """Fit on `fit_rows` (with their labels `y_fit`), predict `predict_rows` of the `part` table (all of it
         when None), in a fresh process of its own."""
         t0 = time.monotonic()
@@ -183,9 +223,17 @@ class Lane:
             self._spare = self._open()
         try:
             ours.settimeout(self._timeout())
-            task = {"fold": fold_id, "fit": fit_rows, "y": y_fit, "part": part, "predict": predict_rows,
-                    "methods": list(methods), "params": params or {}, "export": export,
-                    "prepare": self.prepare_values}  # fmt: skip
+            task = {
+                "fold": fold_id,
+                "fit": fit_rows,
+                "y": y_fit,
+                "part": part,
+                "predict": predict_rows,
+                "methods": list(methods),
+                "params": params or {},
+                "export": export,
+                "prepare": self.prepare_values,
+            }
             try:
                 wire.send(ours, wire.PICKLE, pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL))
             except OSError:
@@ -292,8 +340,17 @@ class Session:
     """The lanes of one train.py under one deadline. Usually one lane for every fold; where the kernel will not
     isolate folds inside one sandbox, a fresh sandbox per fold (slower, and just as separate)."""
 
-    def __init__(self, cfg: Config, train_py: Path, *, deadline: float, log_path: Path | None = None,
-                 parts: tuple[str, ...] = ("train",), n_jobs: int | None = None, token: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        cfg: Config,
+        train_py: Path,
+        *,
+        deadline: float,
+        log_path: Path | None = None,
+        parts: tuple[str, ...] = ("train",),
+        n_jobs: int | None = None,
+        token: str | None = None,
+    ):
         self.args = dict(deadline=deadline, log_path=log_path, parts=parts, n_jobs=n_jobs, token=token)
         self.cfg, self.train_py, self.deadline = cfg, train_py, deadline
         self.current: Lane | None = None
@@ -335,8 +392,13 @@ class Session:
             self._retire()
             raise
         lane = self.current
-        self.isolation = ("a fold of its own in one sandbox" if lane.isolated else
-                          "a sandbox per fold" if lane.kind == "bwrap" else lane.kind)  # fmt: skip
+        self.isolation = (
+            "a fold of its own in one sandbox"
+            if lane.isolated
+            else "a sandbox per fold"
+            if lane.kind == "bwrap"
+            else lane.kind
+        )
         self.imports_s += lane.import_s
         return lane
 
@@ -387,9 +449,18 @@ def run_folds(session: Session, data: Prepared, out: Outcome, *, params: dict | 
             on_fold(i, score, f.fit_s)
 
 
-def cross_validate(cfg: Config, train_py: Path, folds: str = "cv", *, log_path: Path | None = None,
-                   budget_s: float | None = None, params: dict | None = None, on_fold=None,
-                   token: str | None = None, session: Session | None = None) -> Outcome:  # fmt: skip
+def cross_validate(
+    cfg: Config,
+    train_py: Path,
+    folds: str = "cv",
+    *,
+    log_path: Path | None = None,
+    budget_s: float | None = None,
+    params: dict | None = None,
+    on_fold=None,
+    token: str | None = None,
+    session: Session | None = None,
+) -> Outcome:
     """Fit and score train.py on the prepared folds ("cv", "confirm" or "sweep") under one budget; in `session`
     when the caller started one early (it is closed here)."""
     budget = cfg.budget_s if budget_s is None else budget_s
@@ -414,14 +485,16 @@ def cross_validate(cfg: Config, train_py: Path, folds: str = "cv", *, log_path: 
     return out
 
 
-def fit_holdout(cfg: Config, train_py: Path, *, log_path: Path | None = None, export: bool = False,
-                token: str | None = None) -> Outcome:  # fmt: skip
+def fit_holdout(
+    cfg: Config, train_py: Path, *, log_path: Path | None = None, export: bool = False, token: str | None = None
+) -> Outcome:
     """Fit train.py on the whole train part, predict the holdout's features, score them here. With export, the
     fitted pipeline comes back too (pickled by the sandbox; stored, never loaded, by this side)."""
     start = time.monotonic()
     out = Outcome("ok", log_path=log_path)
-    session = Session(cfg, train_py, deadline=start + cfg.budget_s, log_path=log_path, parts=("train", "holdout"),
-                      token=token)  # fmt: skip
+    session = Session(
+        cfg, train_py, deadline=start + cfg.budget_s, log_path=log_path, parts=("train", "holdout"), token=token
+    )
     try:
         session.start()
         data = Prepared.load(cfg, folds=None)

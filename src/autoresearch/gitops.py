@@ -10,9 +10,13 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autoresearch import layout
 from autoresearch.errors import UserError
+
+if TYPE_CHECKING:
+    import git
 
 TRAIN = layout.TRAIN
 

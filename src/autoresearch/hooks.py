@@ -51,8 +51,9 @@ FAILED_OPEN = {
 NO_CARD = "the session starts with a one-line note instead of the status card"
 
 # what no shell command may write: the harness, the private state, and anything Python runs at start-up
-FROZEN = layout.path_pattern(extra=(r"program\.md", r"\.venv/", r"\.git/", r"sitecustomize", r"usercustomize",
-                                    r"\.pth\b"))  # fmt: skip
+FROZEN = layout.path_pattern(
+    extra=(r"program\.md", r"\.venv/", r"\.git/", r"sitecustomize", r"usercustomize", r"\.pth\b")
+)
 RULES = [
     # (pattern over the whole command, reason: what to do instead)
     (

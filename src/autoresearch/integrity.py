@@ -37,13 +37,17 @@ def plants(cfg: Config, repo=None) -> list[str]:
         name = entry.name
         if name in layout.ROOT_PYTHON:
             continue
-        module = name.split(".")[0] if entry.is_file() and name.endswith(IMPORTABLE) else (
-            name if (entry / "__init__.py").is_file() else None)  # fmt: skip
+        module = (
+            name.split(".")[0]
+            if entry.is_file() and name.endswith(IMPORTABLE)
+            else (name if (entry / "__init__.py").is_file() else None)
+        )
         if name in ROOT_PLANTS or name.endswith(".pth"):
             out.append(f"{name} in the project folder runs in every Python process started there: delete it")
         elif module in shadowed and name not in tracked:
-            out.append(f"{name} in the project folder shadows the module {module!r} for anything started there: "
-                       "delete it")  # fmt: skip
+            out.append(
+                f"{name} in the project folder shadows the module {module!r} for anything started there: delete it"
+            )
     src = root / "src"
     if src.is_dir():
         for entry in sorted(src.iterdir()):
@@ -63,8 +67,10 @@ def plants(cfg: Config, repo=None) -> list[str]:
         except Exception:  # noqa: BLE001 - unset
             path = ""
         if path:
-            out.append(f"git's core.hooksPath is set ({path}): hooks there would run inside the harness's git "
-                       "commands; `git config --unset core.hooksPath`")  # fmt: skip
+            out.append(
+                f"git's core.hooksPath is set ({path}): hooks there would run inside the harness's git "
+                "commands; `git config --unset core.hooksPath`"
+            )
     return out
 
 
@@ -91,23 +97,35 @@ def _venv_changes(before: dict, now: dict) -> list[str]:
     where = before.get("site_packages", "site-packages")
     for name in sorted(set(now["pth"]) | set(before.get("pth", {}))):
         if now["pth"].get(name) != before.get("pth", {}).get(name):
-            verb = "added to" if name not in before.get("pth", {}) else "removed from" if name not in now["pth"] \
-                else "changed in"  # fmt: skip
-            out.append(f"{name} was {verb} {where} since the data was prepared (a .pth runs at every start): "
-                       "delete it, or `uv sync --reinstall` to restore the environment")  # fmt: skip
+            verb = (
+                "added to"
+                if name not in before.get("pth", {})
+                else "removed from"
+                if name not in now["pth"]
+                else "changed in"
+            )
+            out.append(
+                f"{name} was {verb} {where} since the data was prepared (a .pth runs at every start): "
+                "delete it, or `uv sync --reinstall` to restore the environment"
+            )
     for path in sorted(set(now["customize"]) - set(before.get("customize", []))):
         out.append(f"{path} appeared since the data was prepared (it runs at every start): delete it")
     if not out and now["files"] != before.get("files"):
-        out.append(f"files in {where} changed since the data was prepared: `uv sync --reinstall` restores them "
-                   "(if you changed the environment on purpose, `uv run prepare.py --force` and a new run)")  # fmt: skip
+        out.append(
+            f"files in {where} changed since the data was prepared: `uv sync --reinstall` restores them "
+            "(if you changed the environment on purpose, `uv run prepare.py --force` and a new run)"
+        )
     return out
 
 
 def refuse_plants(cfg: Config, repo=None) -> None:
     found = plants(cfg, repo)
     if found:
-        raise UserError("refused before running anything: " + "; ".join(found[:5])
-                        + (f" (and {len(found) - 5} more)" if len(found) > 5 else ""))  # fmt: skip
+        raise UserError(
+            "refused before running anything: "
+            + "; ".join(found[:5])
+            + (f" (and {len(found) - 5} more)" if len(found) > 5 else "")
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -164,10 +182,17 @@ def snapshot(cfg: Config, repo, tag: str) -> dict:
     """What an evaluation must leave as it found it (it cannot reach any of it: verified anyway): the bytes of
     the run's private files, and the run's refs."""
     rdir = runstate.run_dir(cfg.root, tag)
-    files = [cfg.root / ledger.FILENAME, rdir / "run.json", rdir / "holdout.jsonl",
-             runstate.state_dir(cfg.root) / "active.json", runstate.pending_path(cfg.root, tag)]  # fmt: skip
-    return {"files": {p: (p.read_bytes() if p.is_file() else None) for p in files},
-            "refs": gitops.refs(repo, f"refs/autoresearch/{tag}/") | gitops.refs(repo, "refs/heads/")}  # fmt: skip
+    files = [
+        cfg.root / ledger.FILENAME,
+        rdir / "run.json",
+        rdir / "holdout.jsonl",
+        runstate.state_dir(cfg.root) / "active.json",
+        runstate.pending_path(cfg.root, tag),
+    ]
+    return {
+        "files": {p: (p.read_bytes() if p.is_file() else None) for p in files},
+        "refs": gitops.refs(repo, f"refs/autoresearch/{tag}/") | gitops.refs(repo, "refs/heads/"),
+    }
 
 
 def post_checks(cfg: Config, repo, run: Run, cand: str, before: dict, violations: list[str]) -> list[str]:

@@ -24,8 +24,19 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 KEYCTL_JOIN_SESSION_KEYRING = 1
 CAP_VERSION_3 = 0x20080522
 # keyctl(2) has no libc wrapper; its number differs per architecture
-SYS_KEYCTL = {"x86_64": 250, "amd64": 250, "aarch64": 219, "arm64": 219, "riscv64": 219, "ppc64le": 271,
-              "ppc64": 271, "s390x": 280, "i686": 288, "i386": 288, "armv7l": 311}  # fmt: skip
+SYS_KEYCTL = {
+    "x86_64": 250,
+    "amd64": 250,
+    "aarch64": 219,
+    "arm64": 219,
+    "riscv64": 219,
+    "ppc64le": 271,
+    "ppc64": 271,
+    "s390x": 280,
+    "i686": 288,
+    "i386": 288,
+    "armv7l": 311,
+}
 SCRATCH = ("/scratch", "/dev/shm")  # sandbox.SCRATCH and POSIX shared memory
 
 

@@ -101,8 +101,13 @@ def venv_fingerprint() -> dict:
 
     purelib = Path(sysconfig.get_paths()["purelib"])
     pth = {p.name: sha256_file(p) for p in sorted(purelib.glob("*.pth"))}
-    custom = sorted(str(Path(d) / f"{name}.py") for d in sys.path if d for name in ("sitecustomize", "usercustomize")
-                    if (Path(d) / f"{name}.py").is_file())  # fmt: skip
+    custom = sorted(
+        str(Path(d) / f"{name}.py")
+        for d in sys.path
+        if d
+        for name in ("sitecustomize", "usercustomize")
+        if (Path(d) / f"{name}.py").is_file()
+    )
     h = hashlib.sha256()
     stack = [("", str(purelib))]
     while stack:  # scandir with relative names built as it goes: a walk of ~12,000 files in ~50 ms

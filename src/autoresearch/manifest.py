@@ -93,12 +93,26 @@ def write(cfg: Config) -> dict:
 
     # one draw of repeats + confirm_repeats: repeat r's folds depend only on seed + 1000 r, so the fixed folds
     # are the same with or without a second look, and the confirm folds are fresh partitions of the same rows
-    every = make_folds(train[target], table.task, cfg.folds, repeats(cfg) + confirm_repeats(cfg), cfg.seed,
-                       sub(table.groups), sub(table.time))  # fmt: skip
+    every = make_folds(
+        train[target],
+        table.task,
+        cfg.folds,
+        repeats(cfg) + confirm_repeats(cfg),
+        cfg.seed,
+        sub(table.groups),
+        sub(table.time),
+    )
     n_fixed = len(every) if cfg.time_column else cfg.folds * repeats(cfg)
     folds, confirm = every[:n_fixed], every[n_fixed:]
-    sweep = make_folds(train[target], table.task, cfg.folds, repeats(cfg), cfg.seed + SWEEP_SEED_OFFSET,
-                       sub(table.groups), sub(table.time))  # fmt: skip
+    sweep = make_folds(
+        train[target],
+        table.task,
+        cfg.folds,
+        repeats(cfg),
+        cfg.seed + SWEEP_SEED_OFFSET,
+        sub(table.groups),
+        sub(table.time),
+    )
 
     d = cfg.data_dir
     d.mkdir(exist_ok=True)
@@ -110,8 +124,15 @@ def write(cfg: Config) -> dict:
     atomic_write(d / layout.LABELS, lambda p: _savez(p, labels, np))
     atomic_write(d / layout.FOLDS, lambda p: save_folds(p, folds))
     atomic_write(d / layout.SWEEP_FOLDS, lambda p: save_folds(p, sweep))
-    names = [layout.TRAIN_PART, layout.HOLDOUT_PART, layout.TRAIN_FEATURES, layout.HOLDOUT_FEATURES, layout.LABELS,
-             layout.FOLDS, layout.SWEEP_FOLDS]  # fmt: skip
+    names = [
+        layout.TRAIN_PART,
+        layout.HOLDOUT_PART,
+        layout.TRAIN_FEATURES,
+        layout.HOLDOUT_FEATURES,
+        layout.LABELS,
+        layout.FOLDS,
+        layout.SWEEP_FOLDS,
+    ]
     if confirm:
         atomic_write(d / layout.CONFIRM_FOLDS, lambda p: save_folds(p, confirm))
         names.append(layout.CONFIRM_FOLDS)
@@ -170,8 +191,10 @@ def _train_levels_only(train, hold) -> list[str]:
         hold[c] = hold[c].cat.set_categories(train[c].cat.categories)
         lost = int((before & hold[c].isna()).sum())
         if lost:
-            out.append(f"column {c!r}: {lost} holdout row(s) hold a level the train part never has; the model "
-                       "sees it as missing there")  # fmt: skip
+            out.append(
+                f"column {c!r}: {lost} holdout row(s) hold a level the train part never has; the model "
+                "sees it as missing there"
+            )
     return out
 
 

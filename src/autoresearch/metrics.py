@@ -95,13 +95,17 @@ def check(method: str, values, n: int, classes=None, fit_labels=None):
         sums = values.sum(axis=1)
         bad = np.flatnonzero(np.abs(sums - 1) > PROBA_TOLERANCE)
         if len(bad):
-            raise PredictionError(f"predict_proba() returned rows that do not sum to 1 (row {bad[0]} sums to "
-                                  f"{sums[bad[0]]:.6g}); it must return probabilities")  # fmt: skip
+            raise PredictionError(
+                f"predict_proba() returned rows that do not sum to 1 (row {bad[0]} sums to "
+                f"{sums[bad[0]]:.6g}); it must return probabilities"
+            )
     if classes is not None and fit_labels is not None and method != "predict":
         expected = np.unique(fit_labels)
         if len(classes) != len(expected) or np.any(np.asarray(classes).astype(str) != expected.astype(str)):
-            raise PredictionError(f"classes_ is {list(classes)[:6]}, not the labels it was fitted on "
-                                  f"({list(expected)[:6]}), so the columns of {method}() cannot be read")  # fmt: skip
+            raise PredictionError(
+                f"classes_ is {list(classes)[:6]}, not the labels it was fitted on "
+                f"({list(expected)[:6]}), so the columns of {method}() cannot be read"
+            )
         if method == "predict_proba" and values.shape[1] != len(expected):
             raise PredictionError(f"predict_proba() returned {values.shape[1]} columns for {len(expected)} classes")
     return values
@@ -110,7 +114,6 @@ def check(method: str, values, n: int, classes=None, fit_labels=None):
 def _replay(scorer_name: str, y_true, method: str, values, classes, higher: bool) -> float:
     """A scikit-learn scorer, fed the fold's predictions through an estimator that only replays them."""
     import numpy as np
-
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.metrics import get_scorer
 
@@ -152,7 +155,6 @@ TABLE = {
 
 def _rmse(y, p):
     import numpy as np
-
     from sklearn.metrics import mean_squared_error
 
     return float(np.sqrt(mean_squared_error(y, p)))

@@ -38,9 +38,19 @@ class Watched:
     """Start `argv`; `stop()` kills what is left and returns. `ended` says why the watchdog killed it
     ("timeout" or "memory"), with `reason` in words."""
 
-    def __init__(self, argv: list[str], *, cwd: Path, env: dict, deadline: float, memory_mb: int,
-                 log_path: Path | None, pass_fds: tuple[int, ...] = (), token: str | None = None,
-                 sandboxed: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        cwd: Path,
+        env: dict,
+        deadline: float,
+        memory_mb: int,
+        log_path: Path | None,
+        pass_fds: tuple[int, ...] = (),
+        token: str | None = None,
+        sandboxed: bool = True,
+    ):
         if not sandboxed:
             become_subreaper()
         self.token, self.sandboxed = token or new_token(), sandboxed
@@ -50,14 +60,23 @@ class Watched:
         self.peak_mb = 0.0
         self._known = frozenset(children_of(os.getpid())) if not sandboxed else frozenset()
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(argv, cwd=cwd, env={**env, TOKEN_VAR: self.token}, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=pass_fds,
-                                     start_new_session=True)  # fmt: skip
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env={**env, TOKEN_VAR: self.token},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=pass_fds,
+            start_new_session=True,
+        )
         _ROOTS.add(self.proc.pid)
         self.log = CappedLog(log_path)
         self._done = threading.Event()
-        self._threads = [threading.Thread(target=self.log.pump, args=(self.proc.stdout,), daemon=True),
-                         threading.Thread(target=self._watch, daemon=True)]  # fmt: skip
+        self._threads = [
+            threading.Thread(target=self.log.pump, args=(self.proc.stdout,), daemon=True),
+            threading.Thread(target=self._watch, daemon=True),
+        ]
         for t in self._threads:
             t.start()
 

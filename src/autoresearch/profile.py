@@ -147,8 +147,13 @@ def cache_path(cfg: Config, manifest: dict):
 
 def _key(cfg: Config, manifest: dict) -> dict:
     st = os.stat(cfg.data_dir / layout.TRAIN_PART)
-    return {"version": VERSION, "manifest": manifest["id"], "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-            "inode": st.st_ino}  # fmt: skip
+    return {
+        "version": VERSION,
+        "manifest": manifest["id"],
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "inode": st.st_ino,
+    }
 
 
 def cached(cfg: Config, manifest: dict) -> dict | None:

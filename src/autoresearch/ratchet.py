@@ -99,14 +99,33 @@ def _baseline(cfg: Config, repo, tag: str, m: dict) -> Run:
     commit = repo.head.commit.hexsha
     source = (cfg.root / layout.TRAIN).read_text(encoding="utf-8", errors="replace")
     inc = Incumbent(0, commit, out.scores, out.mean, out.se, code_lines(source), out.wall_s)
-    run = Run(tag=tag, branch=gitops.branch_name(tag), status="active", manifest_id=m["id"],
-              started_at=time.time(), incumbent=inc, baseline=inc, sandbox=out.isolation)  # fmt: skip
+    run = Run(
+        tag=tag,
+        branch=gitops.branch_name(tag),
+        status="active",
+        manifest_id=m["id"],
+        started_at=time.time(),
+        incumbent=inc,
+        baseline=inc,
+        sandbox=out.isolation,
+    )
     _score_holdout(cfg, tag, 0, commit, cfg.root / layout.TRAIN)
     decl = declarations(source)
-    rec = Record(iter=0, tag=tag, commit=commit, status=BASELINE, scores=out.scores, mean=out.mean, se=out.se,
-                 wall_s=time.monotonic() - t0, eval_s=out.wall_s, fit_s=sum(out.fit_s), fold_s=out.fold_s,
-                 category=text.clean(decl["CATEGORY"]) or "baseline",
-                 hypothesis=text.clean(decl["HYPOTHESIS"]) or "baseline")  # fmt: skip
+    rec = Record(
+        iter=0,
+        tag=tag,
+        commit=commit,
+        status=BASELINE,
+        scores=out.scores,
+        mean=out.mean,
+        se=out.se,
+        wall_s=time.monotonic() - t0,
+        eval_s=out.wall_s,
+        fit_s=sum(out.fit_s),
+        fold_s=out.fold_s,
+        category=text.clean(decl["CATEGORY"]) or "baseline",
+        hypothesis=text.clean(decl["HYPOTHESIS"]) or "baseline",
+    )
     runstate.save_record(cfg.root, rec)
     ledger.append(cfg.root, _row(rec))
     runstate.save_run(cfg.root, run)
@@ -153,8 +172,9 @@ def _step(cfg: Config) -> int:
     # train.py runs in it before the evaluation, so a refusal below still comes before anything ran
     session = None
     if run.status == "active" and manifest.load_manifest(cfg):
-        session = engine.Session(cfg, cfg.root / layout.TRAIN, deadline=t0 + cfg.budget_s + 60, log_path=log,
-                                 token=token).start()  # fmt: skip
+        session = engine.Session(
+            cfg, cfg.root / layout.TRAIN, deadline=t0 + cfg.budget_s + 60, log_path=log, token=token
+        ).start()
     try:
         return _checked_step(cfg, t0, token, session)
     finally:
@@ -180,11 +200,15 @@ def _checked_step(cfg: Config, t0: float, token: str, session) -> int:
         if others:  # the real problem first: something else changed (put back what is frozen)
             restored = integrity.restore_frozen(cfg, repo, run, others)
             raise UserError(
-                "only train.py may change, but these differ from the incumbent: " + ", ".join(others[:8])
-                + (f" (frozen files restored from git: {', '.join(restored)})" if restored else
-                   "; undo them (git checkout -- FILE, or delete new files)")
+                "only train.py may change, but these differ from the incumbent: "
+                + ", ".join(others[:8])
+                + (
+                    f" (frozen files restored from git: {', '.join(restored)})"
+                    if restored
+                    else "; undo them (git checkout -- FILE, or delete new files)"
+                )
                 + "; and train.py itself is identical to the incumbent: edit it (one idea), then step"
-            )  # fmt: skip
+            )
         raise NotCounted(
             "train.py is identical to the incumbent: edit it (one idea, with HYPOTHESIS and CATEGORY) "
             "before `uv run autoresearch step`"
@@ -192,8 +216,15 @@ def _checked_step(cfg: Config, t0: float, token: str, session) -> int:
     it = _next_iter(cfg, run)
     source = (cfg.root / layout.TRAIN).read_text(encoding="utf-8", errors="replace")
     decl = declarations(source)
-    pending = Pending(iter=it, tag=run.tag, incumbent=inc.commit, category=text.clean(decl["CATEGORY"]),
-                      hypothesis=text.clean(decl["HYPOTHESIS"]), lines=code_lines(source), stage="checking")  # fmt: skip
+    pending = Pending(
+        iter=it,
+        tag=run.tag,
+        incumbent=inc.commit,
+        category=text.clean(decl["CATEGORY"]),
+        hypothesis=text.clean(decl["HYPOTHESIS"]),
+        lines=code_lines(source),
+        stage="checking",
+    )
     bad = integrity.pre_checks(cfg, repo, run, source)
     if bad:
         return _record_invalid(cfg, repo, run, pending, bad, t0)
@@ -245,8 +276,9 @@ def _check_position(repo, run: Run) -> None:
 
 def _record_invalid(cfg: Config, repo, run: Run, pending: Pending, bad: list[str], t0: float) -> int:
     bad = [text.shown(b, 600) for b in bad]
-    pending.record = pending.base_record(status=INVALID, reason=bad[0], problems=bad, tail=bad[1:15],
-                                         wall_s=time.monotonic() - t0)  # fmt: skip
+    pending.record = pending.base_record(
+        status=INVALID, reason=bad[0], problems=bad, tail=bad[1:15], wall_s=time.monotonic() - t0
+    )
     # journalled like every verdict: when the ledger append fails (a full disk) the next command records it
     pending.stage = "decided"
     runstate.save_pending(cfg.root, pending)
@@ -262,8 +294,9 @@ def _record_invalid(cfg: Config, repo, run: Run, pending: Pending, bad: list[str
 # Around the evaluation
 
 
-def _checked_evaluate(cfg: Config, repo, run: Run, pending: Pending, train_py: Path, folds: str, log: Path,
-                      session=None):  # fmt: skip
+def _checked_evaluate(
+    cfg: Config, repo, run: Run, pending: Pending, train_py: Path, folds: str, log: Path, session=None
+):
     """One sandboxed evaluation, then the checks that nothing else moved: (outcome, damage). Every evaluation
     of a step goes through here, the second look's too."""
     before = integrity.snapshot(cfg, repo, run.tag)
@@ -271,12 +304,17 @@ def _checked_evaluate(cfg: Config, repo, run: Run, pending: Pending, train_py: P
     return out, integrity.post_checks(cfg, repo, run, pending.candidate, before, out.violations)
 
 
-def _judge(cfg: Config, repo, run: Run, pending: Pending, out: engine.Outcome, damage: list[str],
-           t0: float) -> Record:  # fmt: skip
+def _judge(cfg: Config, repo, run: Run, pending: Pending, out: engine.Outcome, damage: list[str], t0: float) -> Record:
     inc = run.incumbent
-    rec = pending.base_record(status=CRASH, eval_s=out.wall_s, scores=out.scores, fold_s=out.fold_s,
-                              fit_s=sum(out.fit_s), reason=text.shown(out.reason, 600) if out.reason else None,
-                              note=_sweep_note(cfg, run.tag))  # fmt: skip
+    rec = pending.base_record(
+        status=CRASH,
+        eval_s=out.wall_s,
+        scores=out.scores,
+        fold_s=out.fold_s,
+        fit_s=sum(out.fit_s),
+        reason=text.shown(out.reason, 600) if out.reason else None,
+        note=_sweep_note(cfg, run.tag),
+    )
     if out.status == "ok":
         rec.mean, rec.se = out.mean, out.se
     m = manifest.load_manifest(cfg)
@@ -288,12 +326,24 @@ def _judge(cfg: Config, repo, run: Run, pending: Pending, out: engine.Outcome, d
         if out.status == "timeout":
             rec.reason = cards.timeout_reason(rec, cfg, m["n_folds"], out.fit_s)
     else:
-        common = dict(higher_is_better=m["higher_is_better"], ratio=m["fold_ratio"], alpha=cfg.alpha,
-                      min_delta=cfg.min_delta, fewer_lines=pending.lines < inc.lines)  # fmt: skip
-        v = keep_rule.decide(out.scores, inc.scores, rule=cfg.keep_rule,
-                             second_look=m.get("n_confirm_folds", 0) > 0, **common)  # fmt: skip
+        common = dict(
+            higher_is_better=m["higher_is_better"],
+            ratio=m["fold_ratio"],
+            alpha=cfg.alpha,
+            min_delta=cfg.min_delta,
+            fewer_lines=pending.lines < inc.lines,
+        )
+        v = keep_rule.decide(
+            out.scores, inc.scores, rule=cfg.keep_rule, second_look=m.get("n_confirm_folds", 0) > 0, **common
+        )
         rec.status, rec.delta, rec.p_value, rec.p_worse, rec.reason, rec.se_delta = (
-            v.status, v.delta, v.p_value, v.p_worse, v.reason, v.se_delta)  # fmt: skip
+            v.status,
+            v.delta,
+            v.p_value,
+            v.p_worse,
+            v.reason,
+            v.se_delta,
+        )
         if v.look_again:
             _second_look(cfg, repo, run, pending, rec, v, common)
     rec.wall_s = time.monotonic() - t0
@@ -301,8 +351,9 @@ def _judge(cfg: Config, repo, run: Run, pending: Pending, out: engine.Outcome, d
     return rec
 
 
-def _second_look(cfg: Config, repo, run: Run, pending: Pending, rec: Record, first: keep_rule.Verdict,
-                 common: dict) -> None:  # fmt: skip
+def _second_look(
+    cfg: Config, repo, run: Run, pending: Pending, rec: Record, first: keep_rule.Verdict, common: dict
+) -> None:
     """Borderline: score the incumbent (once per incumbent) and the candidate on the confirm folds, and let
     the keep rule combine both looks. Whatever stops the second look leaves the first look's NOOP."""
     pending.stage = "confirming"
@@ -364,8 +415,9 @@ def _finish(cfg: Config, repo, pending: Pending) -> None:
         if gitops.current_branch(repo) == branch:
             gitops.sync_index(repo)
         if run.incumbent.commit != cand:
-            run.incumbent = Incumbent(rec.iter, cand, rec.scores, rec.mean, rec.se, rec.lines, rec.eval_s,
-                                      rec.confirm_scores)  # fmt: skip
+            run.incumbent = Incumbent(
+                rec.iter, cand, rec.scores, rec.mean, rec.se, rec.lines, rec.eval_s, rec.confirm_scores
+            )
     elif cand:  # an invalid step refused before the commit has nothing to set aside or revert
         gitops.move_ref(repo, f"refs/autoresearch/{tag}/discarded/{rec.iter}", cand)
         if gitops.blob_of_worktree(repo) == gitops.blob_at(repo, cand):
@@ -413,9 +465,21 @@ def _row(rec: Record) -> dict:
         else ""
     )
     note = "; ".join(x for x in (rec.note, looked, reason.removeprefix("second look: ")) if x)
-    return {"iter": rec.iter, "tag": rec.tag, "commit": (rec.commit or "")[:12], "status": rec.status,
-            "metric": rec.mean, "delta": rec.delta, "p_value": rec.p_value, "se": rec.se, "wall_s": rec.wall_s,
-            "eval_s": rec.eval_s, "category": rec.category, "hypothesis": rec.hypothesis, "note": note}  # fmt: skip
+    return {
+        "iter": rec.iter,
+        "tag": rec.tag,
+        "commit": (rec.commit or "")[:12],
+        "status": rec.status,
+        "metric": rec.mean,
+        "delta": rec.delta,
+        "p_value": rec.p_value,
+        "se": rec.se,
+        "wall_s": rec.wall_s,
+        "eval_s": rec.eval_s,
+        "category": rec.category,
+        "hypothesis": rec.hypothesis,
+        "note": note,
+    }
 
 
 def _score_holdout(cfg: Config, tag: str, it: int, commit: str, train_py: Path) -> None:
@@ -425,8 +489,14 @@ def _score_holdout(cfg: Config, tag: str, it: int, commit: str, train_py: Path) 
         return
     log = runstate.run_dir(cfg.root, tag) / "logs" / f"{it}.holdout.log"
     out = engine.fit_holdout(cfg, train_py, log_path=log)
-    entry = {"iter": it, "commit": commit, "holdout": out.holdout, "status": out.status, "reason": out.reason,
-             "time": time.time()}  # fmt: skip
+    entry = {
+        "iter": it,
+        "commit": commit,
+        "holdout": out.holdout,
+        "status": out.status,
+        "reason": out.reason,
+        "time": time.time(),
+    }
     with open(path, "a") as f:
         f.write(json.dumps(entry) + "\n")
 
@@ -462,8 +532,11 @@ def recover(cfg: Config, repo, run: Run) -> list[str]:
     if pending.stage != "decided" or pending.record is None:
         # killed before a verdict: the candidate was never kept; record the interruption, keep the code
         where = " (its second look)" if pending.stage == "confirming" else ""
-        pending.record = pending.base_record(status=CRASH, reason=f"interrupted: the step was killed during "
-                                             f"evaluation{where}", wall_s=time.time() - (pending.started or time.time()))  # fmt: skip
+        pending.record = pending.base_record(
+            status=CRASH,
+            reason=f"interrupted: the step was killed during evaluation{where}",
+            wall_s=time.time() - (pending.started or time.time()),
+        )
         pending.stage = "decided"
         runstate.save_pending(cfg.root, pending)
     try:
@@ -485,16 +558,23 @@ def _salvage(cfg: Config, repo, run: Run, pending: Pending, error: Exception) ->
     back to the incumbent, so nothing is lost and the next command starts clean."""
     aside = _set_aside(runstate.pending_path(cfg.root, run.tag))
     why = text.shown(f"{type(error).__name__}: {error}", 300)
-    rec = pending.base_record(status=CRASH, reason=f"recovery failed ({why}); the journal is in "
-                              f"{aside.relative_to(cfg.root)}")  # fmt: skip
+    rec = pending.base_record(
+        status=CRASH, reason=f"recovery failed ({why}); the journal is in {aside.relative_to(cfg.root)}"
+    )
     for action in (
-        lambda: gitops.move_ref(repo, f"refs/autoresearch/{run.tag}/discarded/{rec.iter}", pending.candidate)
-        if pending.candidate else None,
-        lambda: gitops.restore(repo, pending.incumbent, layout.TRAIN)
-        if pending.candidate and gitops.blob_of_worktree(repo) == gitops.blob_at(repo, pending.candidate) else None,
+        lambda: (
+            gitops.move_ref(repo, f"refs/autoresearch/{run.tag}/discarded/{rec.iter}", pending.candidate)
+            if pending.candidate
+            else None
+        ),
+        lambda: (
+            gitops.restore(repo, pending.incumbent, layout.TRAIN)
+            if pending.candidate and gitops.blob_of_worktree(repo) == gitops.blob_at(repo, pending.candidate)
+            else None
+        ),
         lambda: gitops.delete_ref(repo, f"refs/autoresearch/{run.tag}/pending"),
         lambda: _store_record(cfg, rec),
-    ):  # fmt: skip
+    ):
         try:
             action()
         except Exception:  # noqa: BLE001, S112 - each part is best effort; the row is what matters most

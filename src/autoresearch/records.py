@@ -142,5 +142,13 @@ class Pending:
 
     def base_record(self, **fields: Any) -> Record:
         """The iteration's record as far as the journal knows it."""
-        return Record(iter=self.iter, tag=self.tag, incumbent=self.incumbent, category=self.category,
-                      hypothesis=self.hypothesis, lines=self.lines, commit=self.candidate or "", **fields)  # fmt: skip
+        return Record(
+            iter=self.iter,
+            tag=self.tag,
+            incumbent=self.incumbent,
+            category=self.category,
+            hypothesis=self.hypothesis,
+            lines=self.lines,
+            commit=self.candidate or "",
+            **fields,
+        )

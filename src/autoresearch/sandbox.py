@@ -23,13 +23,23 @@ from autoresearch.errors import UserError
 
 SANDBOX_UID = SANDBOX_GID = 1000  # not 0: a fold may then map its own id into a namespace of its own
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime", "/etc/passwd", "/etc/group",
-             "/etc/nsswitch.conf", "/etc/hosts", "/etc/os-release")  # fmt: skip
+ETC_FILES = (
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/localtime",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+    "/etc/hosts",
+    "/etc/os-release",
+)
 SYS_INFO = ("/sys/devices/system/cpu", "/sys/fs/cgroup")  # CPU counts for OpenMP, loky and os.cpu_count
 INPUTS = "/autoresearch-inputs"  # where the evaluation's feature files appear inside the sandbox
 SCRATCH = "/scratch"  # a fold's own writable tmpfs inside the sandbox (its HOME and TMPDIR)
-INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`; Fedora: `sudo dnf install "
-                "bubblewrap`; Arch: `sudo pacman -S bubblewrap`)")  # fmt: skip
+INSTALL_HINT = (
+    "install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`; Fedora: `sudo dnf install "
+    "bubblewrap`; Arch: `sudo pacman -S bubblewrap`)"
+)
 UNPROTECTED = "sandbox = false: train.py runs unsandboxed, so these scores are not protected"
 
 
@@ -157,8 +167,21 @@ def input_path(name: str) -> str:
 
 
 def bwrap_argv(v: View, command: list[str]) -> list[str]:
-    a = ["bwrap", "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_GID),
-         "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox"]  # fmt: skip
+    a = [
+        "bwrap",
+        "--unshare-all",
+        "--unshare-user",
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_GID),
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--hostname",
+        "sandbox",
+    ]
     for d in SYSTEM_DIRS:
         if os.path.islink(d):
             a += ["--symlink", os.readlink(d), d]
@@ -194,16 +217,28 @@ def seatbelt_profile(v: View, scratch: str) -> str:
         return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     system = ("/usr", "/bin", "/sbin", "/System", "/Library", "/private/etc", "/private/var/db", "/dev")
-    lines = ["(version 1)", "(deny default)",
-             "(allow process-fork)", "(allow process-exec)", "(allow signal (target same-sandbox))",
-             "(allow process-info* (target same-sandbox))", "(allow sysctl-read)", "(allow mach-lookup)",
-             "(allow ipc-posix-shm)", "(allow ipc-posix-sem)", "(allow file-read-metadata)",
-             "(allow file-map-executable)"]  # fmt: skip
+    lines = [
+        "(version 1)",
+        "(deny default)",
+        "(allow process-fork)",
+        "(allow process-exec)",
+        "(allow signal (target same-sandbox))",
+        "(allow process-info* (target same-sandbox))",
+        "(allow sysctl-read)",
+        "(allow mach-lookup)",
+        "(allow ipc-posix-shm)",
+        "(allow ipc-posix-sem)",
+        "(allow file-read-metadata)",
+        "(allow file-map-executable)",
+    ]
     lines += [f"(allow file-read* (subpath {q(d)}))" for d in system]
     for src, _ in v.read:
         lines.append(f"(allow file-read* ({'subpath' if os.path.isdir(src) else 'literal'} {q(src)}))")
-    lines += [f"(allow file-read* file-write* (subpath {q(scratch)}))", '(allow file-write* (literal "/dev/null"))',
-              "(deny network*)"]  # fmt: skip
+    lines += [
+        f"(allow file-read* file-write* (subpath {q(scratch)}))",
+        '(allow file-write* (literal "/dev/null"))',
+        "(deny network*)",
+    ]
     lines += [f"(deny file-read* ({'subpath' if os.path.isdir(m) else 'literal'} {q(m)}))" for m in v.masks]
     return "\n".join(lines) + "\n"
 

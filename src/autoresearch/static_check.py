@@ -15,9 +15,19 @@ from autoresearch import layout, text
 from autoresearch.contract import DECLARED, PREPARE_NAMES
 
 ALLOWED_FROM_PREPARE = {*PREPARE_NAMES, "evaluate_cli"}
-_PRIVATE_NAMES = (layout.TRAIN_PART, layout.HOLDOUT_PART, layout.TRAIN_FEATURES, layout.HOLDOUT_FEATURES,
-                  layout.LABELS, layout.FOLDS, layout.CONFIRM_FOLDS, layout.SWEEP_FOLDS, layout.MANIFEST,
-                  layout.LEDGER, "holdout.jsonl")  # fmt: skip
+_PRIVATE_NAMES = (
+    layout.TRAIN_PART,
+    layout.HOLDOUT_PART,
+    layout.TRAIN_FEATURES,
+    layout.HOLDOUT_FEATURES,
+    layout.LABELS,
+    layout.FOLDS,
+    layout.CONFIRM_FOLDS,
+    layout.SWEEP_FOLDS,
+    layout.MANIFEST,
+    layout.LEDGER,
+    "holdout.jsonl",
+)
 FORBIDDEN_TEXT = re.compile(
     "|".join([*(re.escape(n) for n in _PRIVATE_NAMES), re.escape(layout.STATE), rf"(^|[/\\]){layout.DATA}[/\\]"]),
     re.IGNORECASE,
@@ -37,8 +47,13 @@ def findings(source: str) -> list[str]:
     out: list[str] = []
     # bare string statements (docstrings, notes) and the declarations are prose: only strings in use are checked
     prose = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}
-    prose |= {id(n.value) for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)
-              and any(isinstance(t, ast.Name) and t.id in DECLARED for t in n.targets)}  # fmt: skip
+    prose |= {
+        id(n.value)
+        for n in tree.body
+        if isinstance(n, ast.Assign)
+        and isinstance(n.value, ast.Constant)
+        and any(isinstance(t, ast.Name) and t.id in DECLARED for t in n.targets)
+    }
     for node in ast.walk(tree):
         line = getattr(node, "lineno", "?")
         if (

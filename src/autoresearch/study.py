@@ -159,8 +159,12 @@ def run(cfg: Config, train_py: Path, plan: Plan, log: Log, log_dir: Path) -> Non
     data = engine.Prepared.load(cfg, "sweep")
     engine.warm(data.metric)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    threads = [threading.Thread(target=_work, args=(i, cfg, train_py, plan, data, log, log_dir / f"sweep-{stamp}-{i}.log"),
-                                daemon=True) for i in range(plan.workers)]  # fmt: skip
+    threads = [
+        threading.Thread(
+            target=_work, args=(i, cfg, train_py, plan, data, log, log_dir / f"sweep-{stamp}-{i}.log"), daemon=True
+        )
+        for i in range(plan.workers)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -178,8 +182,9 @@ def _work(i: int, cfg: Config, train_py: Path, plan: Plan, data, log: Log, log_p
     clock = {"fold_s": 0.0}
     done = failures = 0
     attrs = {"worker": i, "host": socket.gethostname(), "pid": os.getpid(), "started": _started(os.getpid())}
-    session = engine.Session(cfg, train_py, deadline=plan.deadline + SOFT_MARGIN_S, log_path=log_path,
-                             n_jobs=plan.n_jobs)  # fmt: skip
+    session = engine.Session(
+        cfg, train_py, deadline=plan.deadline + SOFT_MARGIN_S, log_path=log_path, n_jobs=plan.n_jobs
+    )
     states = optuna.trial.TrialState
     try:
         session.start()
@@ -199,8 +204,18 @@ def _work(i: int, cfg: Config, train_py: Path, plan: Plan, data, log: Log, log_p
             else:
                 study.tell(trial, state=states.PRUNED if state == "pruned" else states.FAIL)
             done += 1
-            log.add({"worker": i, "number": trial.number, "state": state, "value": value, "folds": n,
-                     "s": round(time.monotonic() - t0, 3), "params": picked, "reason": reason})  # fmt: skip
+            log.add(
+                {
+                    "worker": i,
+                    "number": trial.number,
+                    "state": state,
+                    "value": value,
+                    "folds": n,
+                    "s": round(time.monotonic() - t0, 3),
+                    "params": picked,
+                    "reason": reason,
+                }
+            )
             if state == "cut":
                 return
             failures = failures + 1 if state == "fail" else 0
@@ -301,8 +316,14 @@ def open_study(plan: Plan, optuna, load: bool = False, worker: int = 0):
     pruner = median_pruner(optuna)
     if load:
         return optuna.load_study(study_name=plan.study, storage=storage, sampler=sampler, pruner=pruner)
-    study = optuna.create_study(study_name=plan.study, storage=storage, sampler=sampler, pruner=pruner,
-                                direction="maximize" if plan.maximize else "minimize", load_if_exists=True)  # fmt: skip
+    study = optuna.create_study(
+        study_name=plan.study,
+        storage=storage,
+        sampler=sampler,
+        pruner=pruner,
+        direction="maximize" if plan.maximize else "minimize",
+        load_if_exists=True,
+    )
     _fail_dead_trials(study, plan, optuna)
     state = optuna.trial.TrialState
     live = (state.COMPLETE, state.PRUNED, state.RUNNING, state.WAITING)

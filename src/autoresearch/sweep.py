@@ -170,10 +170,19 @@ def _plan(cfg: Config, args, run: Run, params: dict, dims, m: dict, deadline: fl
     )
     k = args.workers
     trials = None if args.trials is None else [args.trials // k + (i < args.trials % k) for i in range(k)]
-    return study.Plan(tag=run.tag, study=name, storage=storage, workers=k, trials=trials,
-                      n_jobs=max(1, cfg.n_jobs // k), maximize=m["higher_is_better"], dims=list(dims),
-                      current={d.name: params[d.name] for d in dims}, seed=cfg.seed + manifest.SWEEP_SEED_OFFSET,
-                      deadline=deadline - study.SOFT_MARGIN_S)  # fmt: skip
+    return study.Plan(
+        tag=run.tag,
+        study=name,
+        storage=storage,
+        workers=k,
+        trials=trials,
+        n_jobs=max(1, cfg.n_jobs // k),
+        maximize=m["higher_is_better"],
+        dims=list(dims),
+        current={d.name: params[d.name] for d in dims},
+        seed=cfg.seed + manifest.SWEEP_SEED_OFFSET,
+        deadline=deadline - study.SOFT_MARGIN_S,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -281,8 +290,10 @@ def _hand_off(cfg: Config, run: Run, source: str, plan: study.Plan, log: study.L
         f"{len(log.trials)} trials in {wall_s:.0f} s: {log.count('complete')} complete, "
         f"{log.count('pruned')} pruned, {log.count('fail') + log.count('cut')} failed or cut by the budget"
     )
-    print(f"sweep: {here} (study {plan.study}: {totals['trials']} trials in all, on "
-          f"{describe_storage(plan.storage, cfg.root)})")  # fmt: skip
+    print(
+        f"sweep: {here} (study {plan.study}: {totals['trials']} trials in all, on "
+        f"{describe_storage(plan.storage, cfg.root)})"
+    )
     for reason in log.errors[-1:]:
         print(f"worker: {reason}")
     if best is None:
@@ -309,7 +320,7 @@ def _hand_off(cfg: Config, run: Run, source: str, plan: study.Plan, log: study.L
             "complete": log.count("complete"),
             "pruned": log.count("pruned"),
             "failed": log.count("fail") + log.count("cut"),
-        },  # fmt: skip
+        },
         "time": time.time(),
     }
     path = cfg.root / layout.TRAIN

@@ -58,8 +58,9 @@ def main(argv: list[str]) -> int:
 
         why = isolation.probe(init["scratch_mb"])
     isolated = init["isolate"] and why is None
-    wire.send_json(ctl, {"event": "ready", "import_s": round(time.perf_counter() - t0, 3), "isolated": isolated,
-                         "why": why})  # fmt: skip
+    wire.send_json(
+        ctl, {"event": "ready", "import_s": round(time.perf_counter() - t0, 3), "isolated": isolated, "why": why}
+    )
     _serve(init, frames, ctl, isolated)
     return 0
 
@@ -165,8 +166,9 @@ def _cleanup(pid: int, scratch: str | None, live: dict) -> None:
 # A fold
 
 
-def _fold(init: dict, frames: dict, fd: int, ctl_fd: int, isolated: bool, scratch: str | None,
-          keep: tuple = ()) -> None:  # fmt: skip
+def _fold(
+    init: dict, frames: dict, fd: int, ctl_fd: int, isolated: bool, scratch: str | None, keep: tuple = ()
+) -> None:
     """In the forked child: never returns."""
     sock = None
     try:
@@ -252,8 +254,16 @@ def _run(init: dict, frames: dict, task: dict, sock: socket.socket) -> None:
     predict_s = time.perf_counter() - t1
     values = _plain(pred, f"fold {task['fold']}: {method}()", np)
     classes = getattr(est, "classes_", None)
-    wire.send_json(sock, {"event": "result", "method": method, "fit_s": round(fit_s, 4),
-                          "predict_s": round(predict_s, 4), "classes": classes is not None})  # fmt: skip
+    wire.send_json(
+        sock,
+        {
+            "event": "result",
+            "method": method,
+            "fit_s": round(fit_s, 4),
+            "predict_s": round(predict_s, 4),
+            "classes": classes is not None,
+        },
+    )
     wire.send(sock, wire.ARRAY, wire.array_bytes(values))
     if classes is not None:
         wire.send(sock, wire.ARRAY, wire.array_bytes(_plain(classes, f"fold {task['fold']}: classes_", np)))
@@ -267,8 +277,10 @@ def _run(init: dict, frames: dict, task: dict, sock: socket.socket) -> None:
 
 def _missing(methods: list[str]) -> str:
     if methods == ["predict_proba"]:
-        return ("the metric needs probabilities but the pipeline has no predict_proba(); end the pipeline in a "
-                "classifier that has it")  # fmt: skip
+        return (
+            "the metric needs probabilities but the pipeline has no predict_proba(); end the pipeline in a "
+            "classifier that has it"
+        )
     return f"the metric needs one of {', '.join(m + '()' for m in methods)}, and the pipeline has none of them"
 
 
@@ -282,8 +294,11 @@ def _plain(values, what: str, np):
         raise ContractError(f"{what} returned {type(values).__name__}, not one row per input")
     if arr.dtype == object:
         try:
-            arr = arr.astype(float) if all(isinstance(v, (int, float, np.number)) for v in arr.ravel()) else (
-                arr.astype(str))  # fmt: skip
+            arr = (
+                arr.astype(float)
+                if all(isinstance(v, (int, float, np.number)) for v in arr.ravel())
+                else (arr.astype(str))
+            )
         except (TypeError, ValueError):
             raise ContractError(f"{what} returned values that are neither numbers nor text") from None
     if arr.dtype.kind not in "biufU":
@@ -297,8 +312,10 @@ def _classify(e: BaseException) -> dict:
     if isinstance(e, Violation):
         return {"kind": "invalid", "reason": str(e)}
     if isinstance(e, MemoryError):
-        return {"kind": "memory", "reason": "memory: MemoryError (the pipeline asked for more memory than the cap "
-                                            "allows)"}  # fmt: skip
+        return {
+            "kind": "memory",
+            "reason": "memory: MemoryError (the pipeline asked for more memory than the cap allows)",
+        }
     if isinstance(e, SyntaxError) and e.filename and e.filename.endswith("train.py"):
         return {"kind": "exception", "reason": f"SyntaxError in train.py line {e.lineno}: {e.msg}"}
     reason = contract.one_line(e)
