@@ -1,54 +1,57 @@
-"""
-The one file the agent edits. Each `uv run autoresearch step` commits it with HYPOTHESIS as the
-message, scores it on the fixed folds, and keeps it only if the gain is real.
+"""The one file the agent edits; program.md says how. `uv run train.py` scores it by hand.
 
-Contract (see prepare.py): HYPOTHESIS, CATEGORY, PARAMS, optional SEARCH_SPACE, build_pipeline(params).
-Run it by hand with `uv run train.py`.
+The top holds what usually changes, in one block from HYPOTHESIS to model(): a knob, a feature, a model.
+Below the line is the glue that turns features into columns the model can take.
 """
 
-from sklearn.compose import ColumnTransformer, make_column_selector
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-from prepare import TASK
+from prepare import N_JOBS, SEED, TASK
 
 HYPOTHESIS = "baseline: impute, scale, one-hot, then a linear model"
 CATEGORY = "baseline"
-
-# the current knob values; build_pipeline reads them, the surveyor (autoresearch sweep) rewrites them
-PARAMS = {
-    "C": 1.0,
-    "alpha": 1.0,
-}
-
-# optional: ranges the surveyor may search (float/int with optional log scale, or a list of choices)
-SEARCH_SPACE = {
-    "C": {"low": 1e-3, "high": 1e2, "log": True},
-}
+PARAMS = {"C": 1.0, "alpha": 1.0}  # the knob values model() and features() read; `autoresearch sweep` tunes them
+SEARCH_SPACE = {"C": {"low": 1e-3, "high": 1e2, "log": True}}  # the ranges the sweep may search, per PARAMS key
 
 
-def build_pipeline(params: dict) -> Pipeline:
+def features(X):
+    """Row-wise features: X is one fold's rows (a DataFrame of the raw columns). Add columns as numbers or as
+    pandas 'category' dtype; nothing learnt from the rows here (learnt transforms go in the glue below)."""
+    return X
+
+
+def model(params):
+    """The estimator the features feed. Import what it needs here, so a model swap is one edit; pass N_JOBS to
+    n_jobs / num_threads and SEED to random_state."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    if TASK == "regression":
+        return Ridge(alpha=params["alpha"])
+    return LogisticRegression(C=params["C"], max_iter=2000)
+
+
+# ---------------------------------------------------------------------------
+# Glue: features(X) -> impute and scale the numbers, one-hot the categories -> model(params)
+
+
+def build_pipeline(params):
+    from sklearn.compose import ColumnTransformer, make_column_selector
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
     numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
     categorical = make_pipeline(
-        SimpleImputer(strategy="most_frequent"),
-        OneHotEncoder(handle_unknown="ignore", min_frequency=5),
+        SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore", min_frequency=5)
     )
-    features = ColumnTransformer(
+    columns = ColumnTransformer(
         [
             ("num", numeric, make_column_selector(dtype_include="number")),
             ("cat", categorical, make_column_selector(dtype_include="category")),
         ]
     )
-    if TASK == "regression":
-        model = Ridge(alpha=params["alpha"])
-    else:
-        model = LogisticRegression(C=params["C"], max_iter=2000)
-    return Pipeline([("features", features), ("model", model)])
+    return Pipeline([("features", FunctionTransformer(features)), ("columns", columns), ("model", model(params))])
 
 
 if __name__ == "__main__":
-    from prepare import evaluate_cli  # the harness evaluates this file in a budgeted child process
+    from prepare import evaluate_cli  # the harness evaluates this file in its sandbox
 
     evaluate_cli(__file__)

@@ -65,6 +65,7 @@ from autoresearch.splits import fold_size_ratio, holdout_split, make_folds
 EXTRA_SEED = 9_000_001  # CV seed of the extra fold draws: disjoint from the harness's seed + 1000 * repeat
 BINS = ((0.5, 1.5, "~1σ"), (1.5, 2.5, "~2σ"), (2.5, 4.0, "~3σ"), (4.0, math.inf, "≥4σ"))
 TARGET_FALSE_KEEP, TARGET_POWER = 0.05, 0.80
+SIMPLIFY_ALPHA = parse_config({}, ROOT).alpha  # the product's default: SIMPLIFY is judged at the keep rule's alpha
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,9 +336,7 @@ class Scores:
         out = {}
         for label, kw in rule_set:
             d = self.data
-            common = dict(
-                higher_is_better=d.metric.higher_is_better, ratio=d.ratio, alpha=kw.get("alpha", 0.1), fewer_lines=False
-            )
+            common = dict(higher_is_better=d.metric.higher_is_better, ratio=d.ratio, alpha=kw.get("alpha", 0.1))
             v = keep_rule.decide(
                 self.get("cv", cand),
                 self.get("cv", inc),
@@ -351,7 +350,7 @@ class Scores:
                 v = keep_rule.confirm(
                     v, self.confirm_scores(cand), self.confirm_scores(inc), first_n=len(d.folds), **common
                 )
-            out[label] = v.status in (keep_rule.KEEP, keep_rule.SIMPLIFY)
+            out[label] = v.status in keep_rule.KEPT
         return out
 
     def key(self, kind: str, cand) -> str:
@@ -528,6 +527,67 @@ def power(sc: Scores, size: Size, spec_t: TableSpec, sigma: float, se_unit: floa
     }
 
 
+COST_BINS = ((0.0, 0.0, "0 (no-op)"), (0.0, 0.5, "< ½ margin"), (0.5, 1.0, "½-1 margin"), (1.0, 2.0, "1-2 margins"))
+COST_BINS += ((2.0, math.inf, "≥ 2 margins"),)
+
+
+def simplify_verdicts(sc: Scores, cand, inc, alpha: float) -> tuple[bool, bool]:
+    """(kept by the SIMPLIFY rule now, kept by the old one) for a candidate with fewer executable statements.
+    Now: not worse (Δ > -margin at alpha) and not DISCARDED, two looks as the product runs it. Before: not
+    DISCARDED and Δ >= 0 on the first look."""
+    d = sc.data
+    ci, cc = sc.get("cv", inc), sc.get("cv", cand)
+    margin = keep_rule.margin_of(float(np.std(ci, ddof=1) / math.sqrt(len(ci))))
+    common = dict(higher_is_better=d.metric.higher_is_better, ratio=d.ratio, alpha=alpha, margin=margin)
+    simpler = keep_rule.Lighter(simpler=True)
+    v = keep_rule.decide(cc, ci, lighter=simpler, second_look=True, **common)
+    if v.look_again:
+        v = keep_rule.confirm(
+            v, sc.confirm_scores(cand), sc.confirm_scores(inc), first_n=len(d.folds), lighter=simpler, **common
+        )
+    old = keep_rule.decide(cc, ci, **{k: x for k, x in common.items() if k != "margin"})
+    return v.status in keep_rule.KEPT, old.status == keep_rule.KEEP or (
+        old.status != keep_rule.DISCARD and old.delta >= 0
+    )
+
+
+def simplifications(sc: Scores, size: Size, spec_t: TableSpec, alpha: float) -> dict:
+    """SIMPLIFY on deletions of known cost. A deletion is a candidate that is the smaller model of a ladder rung
+    pair (fewer trees: simpler, and truly worse by the pair's true gain, measured on the extra folds) against
+    the larger as the incumbent; a neutral deletion (true cost 0) is a seed-only change or a refactor. The cost
+    is binned in units of the margin the rule would use for that incumbent. A false keep is a deletion kept
+    although its true cost is a margin or more."""
+    d, ladder = sc.data, spec_t.ladder[:: size.rung_step]
+    fixed = {n: [lgbm_bag(n, spec_t.lr, s) for s in range(size.ladder_seeds)] for n in ladder}
+    extra = {n: [lgbm_bag(n, spec_t.lr, 100 + s) for s in range(size.extra_seeds)] for n in ladder}
+    sign = 1.0 if d.metric.higher_is_better else -1.0
+    per_fold = {n: sign * np.mean([sc.get("extra", c) for c in cs], axis=0) for n, cs in extra.items()}
+    bins = {label: {"n": 0, "now": 0, "old": 0} for *_, label in COST_BINS}
+
+    def add(label: str, cand, inc) -> None:
+        now, old = simplify_verdicts(sc, cand, inc, alpha)
+        b = bins[label]
+        b["n"], b["now"], b["old"] = b["n"] + 1, b["now"] + now, b["old"] + old
+
+    mid = ladder[len(ladder) // 2]
+    seeds = [lgbm_bag(mid, spec_t.lr, s) for s in range(size.lgbm_seeds)]
+    for a, b in itertools.permutations(seeds, 2):
+        add(COST_BINS[0][2], a, b)
+    for small, large in REFACTORS:
+        for x, y in ((small(d.task), large(d.task)), (large(d.task), small(d.task))):
+            add(COST_BINS[0][2], x, y)
+    for lo, hi in itertools.combinations(ladder, 2):
+        cost = float((per_fold[hi] - per_fold[lo]).mean())
+        worse, better = (lo, hi) if cost > 0 else (hi, lo)
+        for c, i in itertools.product(fixed[worse], fixed[better]):
+            ci = sc.get("cv", i)
+            margin = keep_rule.margin_of(float(np.std(ci, ddof=1) / math.sqrt(len(ci))))
+            units = abs(cost) / margin if margin else math.inf
+            label = next(lb for a, b, lb in COST_BINS[1:] if a <= units < b)
+            add(label, c, i)
+    return {"alpha": alpha, "bins": bins}
+
+
 def researcher(sc: Scores, size: Size, rule_set) -> dict:
     d = sc.data
     rng = random.Random(f"pool:{d.name}")
@@ -550,8 +610,9 @@ def researcher(sc: Scores, size: Size, rule_set) -> dict:
             out[label]["holdout"].append(hold[inc])
             out[label]["cv"].append(float(np.mean(cv[inc])))
             out[label]["keeps"].append(keeps)
-    best_cv = max(range(len(pool)), key=lambda i: d.metric.improvement(float(np.mean(cv[i])), 0.0))
-    best_hold = max(hold, key=lambda h: d.metric.improvement(h, 0.0))
+    sign = 1.0 if d.metric.higher_is_better else -1.0
+    best_cv = max(range(len(pool)), key=lambda i: sign * float(np.mean(cv[i])))
+    best_hold = max(hold, key=lambda h: sign * h)
     return {
         "rules": out,
         "pool": len(pool),
@@ -592,6 +653,8 @@ def run_table(name: str, size: Size, rule_set, workers: int, cache: dict, confir
     log(f"{name}: power ladder")
     res["se_unit"] = res["noop"]["lgbm"]["mean_corrected_se"]
     res["power"] = power(sc, size, TABLES[name], res["sigma"], res["se_unit"], rule_set)
+    log(f"{name}: simplifications")
+    res["simplify"] = simplifications(sc, size, TABLES[name], SIMPLIFY_ALPHA)
     log(f"{name}: researcher pool")
     res["researcher"] = researcher(sc, size, rule_set)
     res["seconds"] = time.monotonic() - t0
@@ -685,6 +748,8 @@ def table_report(res: dict, rule_set, size: Size) -> list[str]:
         f"{1 / res['n_folds']:.2f}): " + ", ".join(f"{fam} {f['seed_share']:.2f}" for fam, f in noop.items())
     )
     lines.append("")
+    lines.append(simplify_line(res["simplify"]))
+    lines.append("")
     lines.append(
         "per family false keeps: "
         + "; ".join(
@@ -697,9 +762,40 @@ def table_report(res: dict, rule_set, size: Size) -> list[str]:
     return lines
 
 
+def simplify_line(sim: dict) -> str:
+    return (
+        f"SIMPLIFY on deletions, kept now (not worse at α={sim['alpha']:g}, margin ½ the incumbent's ±) / before "
+        "(Δ ≥ 0), by true cost: "
+        + "; ".join(f"{label} {rate(b['now'], b['n'])} / {rate(b['old'], b['n'])}" for label, b in sim["bins"].items())
+    )
+
+
+def simplify_summary(results: list[dict]) -> list[str]:
+    """Pooled over the tables: the false-keep rate is the share kept among deletions costing a margin or more."""
+    labels = [lb for *_, lb in COST_BINS]
+    tot = {lb: [sum(r["simplify"]["bins"][lb][k] for r in results) for k in ("now", "old", "n")] for lb in labels}
+    costly = [sum(tot[lb][i] for lb in labels[3:]) for i in range(3)]
+    lines = [
+        "### SIMPLIFY on deletions, all tables pooled",
+        "",
+        "| true cost of the deletion | kept now | kept before (Δ ≥ 0) |",
+        "|---|---|---|",
+        *(f"| {lb} | {rate(now, n)} | {rate(old, n)} |" for lb, (now, old, n) in tot.items()),
+        f"| false keeps (cost ≥ 1 margin) | {rate(costly[0], costly[2])} | {rate(costly[1], costly[2])} |",
+        "",
+        f"Target: false keeps ≤ {TARGET_FALSE_KEEP:.0%}: "
+        + ("met" if costly[2] and costly[0] / costly[2] <= TARGET_FALSE_KEEP else "NOT met")
+        + ". A deletion of comments, docstrings or SEARCH_SPACE is never a candidate: it has as many executable "
+        "statements as before (tests/test_verdicts.py).",
+        "",
+    ]
+    return lines
+
+
 def sc_metric(res: dict):
     """improvement(new, old), positive = better, for the table's metric."""
-    return resolve_metric(res["metric"], res["task"]).improvement
+    higher = resolve_metric(res["metric"], res["task"]).higher_is_better
+    return lambda new, old: keep_rule.improvements([new], [old], higher)[0]
 
 
 def summary(results: list[dict], rule_set) -> tuple[list[str], dict]:
@@ -843,6 +939,7 @@ def main(argv: list[str] | None = None) -> int:
         out += table_report(res, rule_set, size)
     lines, pooled = summary(results, rule_set)
     out += lines
+    out += simplify_summary(results)
     out += ["### Recommendation", "", recommendation(pooled), ""]
     out.append(
         f"total {time.monotonic() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU, "

@@ -272,8 +272,9 @@ def test_timeout_kills_the_whole_family_and_a_second_step_is_refused(proj):
     assert first.returncode == 1, out + err
     it = before.iter
     assert re.fullmatch(
-        rf"iter {it} \| TIMEOUT \(reverted\) \| (exceeded|over) the {BUDGET} s budget[^|]* \| "
-        rf"[\d.]+s \| faults: hang: a native busy loop and a deaf daemon \| "
+        rf"iter {it} \| TIMEOUT \(reverted to iter \d+\) \| (exceeded|over) the {BUDGET} s budget[^|]* \| "
+        rf"eval [\d.]+s of {BUDGET}s(, fit ~[\d.]+s/fold)?, step [\d.]+s \| "
+        rf"faults: hang: a native busy loop and a deaf daemon \| "
         rf"code kept at refs/autoresearch/{TAG}/discarded/{it}",
         verdict_of(out, it),
     )
@@ -299,7 +300,9 @@ def build_pipeline(params):
     )
     r = step(proj, cand, 1)
     line = verdict(r, before.iter)
-    assert re.search(rf"\| CRASH \(reverted\) \| memory: used \d+ MB, over the {MEMORY_MB} MB cap \|", line), line
+    assert re.search(
+        rf"\| CRASH \(reverted to iter \d+\) \| memory: used \d+ MB, over the {MEMORY_MB} MB cap \|", line
+    ), line
     rec = assert_failed_step(proj, before, "crash", cand)
     assert rec["reason"].startswith("memory: used ")
     assert rec["eval_s"] < BUDGET  # stopped at the cap, long before the budget; the kernel never had to act
@@ -382,7 +385,7 @@ def test_contract_break_is_a_crash_naming_the_contract(proj, case):
     reason = "train.py contract: " + reason.format(short=n - 1, n=n)
     rec = assert_failed_step(proj, before, "crash", cand)
     assert rec["reason"] == reason
-    assert f"| CRASH (reverted) | {reason} |" in verdict(r, before.iter)
+    assert re.search(rf"\| CRASH \(reverted to iter \d+\) \| {re.escape(reason)} \|", verdict(r, before.iter))
     assert rows(proj)[-1]["note"] == reason
 
 

@@ -16,6 +16,10 @@ def shifted(by: float, wobble: float = 0.002) -> list[float]:
     return [x + by + (wobble if i % 2 else -wobble) for i, x in enumerate(INC)]
 
 
+M = kr.margin_of(0.0046)  # about INC's standard error of the mean
+SIMPLER = {"lighter": kr.Lighter(simpler=True), "margin": M}
+
+
 @pytest.mark.parametrize("t, df", [(0.3, 9), (1.383, 9), (-2.0, 5), (4.5, 19), (0.0, 3)])
 def test_t_sf_matches_scipy(t, df):
     assert kr.t_sf(t, df) == pytest.approx(stats.t.sf(t, df), abs=1e-12)
@@ -40,9 +44,15 @@ def test_corrected_p_matches_the_formula():
         (shifted(0.01), {}, kr.KEEP),  # a clear gain
         (shifted(-0.01), {}, kr.DISCARD),  # a clear loss
         (shifted(0.0005, wobble=0.01), {}, kr.NOOP),  # noise
-        (shifted(0.0005, wobble=0.01), {"fewer_lines": True}, kr.SIMPLIFY),
+        (shifted(0.0005), SIMPLER, kr.SIMPLIFY),  # not better, shown not worse, and simpler
+        (shifted(-0.0005), SIMPLER, kr.SIMPLIFY),  # a hair worse on the mean, well inside the margin
+        (shifted(0.0005, wobble=0.01), SIMPLER, kr.NOOP),  # too noisy to show it is not worse
+        (shifted(0.0005), {**SIMPLER, "lighter": kr.Lighter(faster=True)}, kr.FASTER),
+        (shifted(0.0005), {**SIMPLER, "lighter": kr.Lighter(knob=True)}, kr.KNOB),
+        (shifted(0.0005), {"margin": M}, kr.NOOP),  # not worse, but nothing else for it
         (shifted(0.01), {"min_delta": 0.02}, kr.NOOP),  # significant but below min_delta
-        (shifted(-0.01), {"fewer_lines": True}, kr.DISCARD),  # shorter but worse is still worse
+        (shifted(-0.01), SIMPLER, kr.DISCARD),  # shorter but worse is still worse
+        (list(INC), {"lighter": kr.Lighter(simpler=True)}, kr.SIMPLIFY),  # identical scores, less code
         (shifted(0.0005, wobble=0.01), {"rule": "strict"}, kr.KEEP),  # strict keeps any higher mean
         (list(INC), {}, kr.NOOP),  # identical scores
     ],
@@ -56,10 +66,34 @@ def test_lower_is_better_flips_the_sign():
     assert v.status == kr.KEEP and v.delta == pytest.approx(0.01)
 
 
-def test_simplify_may_not_cost_score_on_the_mean():
-    # not significantly worse, but worse on the mean: shorter code does not buy a loss (it was kept before)
-    v = kr.decide(shifted(-0.0005, wobble=0.01), INC, higher_is_better=True, ratio=0.25, alpha=0.1, fewer_lines=True)
-    assert v.status == kr.NOOP and v.p_worse > 0.1
+def test_not_worse_is_a_non_inferiority_test_against_scipy():
+    d = kr.improvements(shifted(-0.001, wobble=0.004), INC, higher_is_better=True)
+    n, mean = len(d), sum(d) / len(d)
+    se = math.sqrt((1 / n + 0.25) * stats.tvar(d))
+    assert kr.not_worse_p(d, 0.25, M) == pytest.approx(stats.t.sf((mean + M) / se, n - 1), abs=1e-12)
+    # worse by the margin on the mean: "not worse" is no better supported than a coin toss
+    at_margin = kr.improvements(shifted(-M, wobble=0.004), INC, higher_is_better=True)
+    assert kr.not_worse_p(at_margin, 0.25, M) == pytest.approx(0.5, abs=1e-9)
+
+
+def test_faster_needs_wall_and_cpu_time_to_drop():
+    assert kr.faster(60, 50, 100, 90, budget_s=120)  # 40% less wall, 44% less CPU, 40 s saved
+    assert not kr.faster(60, 85, 100, 90, budget_s=120)  # the wall time moved, the CPU time did not
+    assert not kr.faster(1.0, 0.5, 2.0, 1.5, budget_s=120)  # half the time, but 1 s is noise at this budget
+    assert not kr.faster(60, 50, math.nan, math.nan, budget_s=120)  # an incumbent measured before CPU times
+
+
+@pytest.mark.parametrize(
+    "status, delta, p, near",
+    [
+        ("noop", 0.002, 0.09, True),
+        ("noop", 0.002, 0.1, False),
+        ("noop", -0.001, 0.01, False),
+        ("keep", 0.01, 0.001, False),
+    ],
+)
+def test_a_near_miss_is_a_close_noop(status, delta, p, near):
+    assert kr.near_miss(status, delta, p) is near
 
 
 # ---------------------------------------------------------------------------
@@ -93,7 +127,7 @@ def test_a_borderline_first_look_asks_for_a_second_and_is_not_kept_yet():
     "cand, kw",
     [
         (shifted(-0.004, wobble=0.01), {}),  # worse on the mean: nothing to confirm
-        (shifted(0.0005, wobble=0.01), {"fewer_lines": True}),  # kept as a simplification anyway
+        (shifted(0.0005), SIMPLER),  # kept as a simplification anyway
         (shifted(-0.01), {}),  # clearly worse
     ],
 )

@@ -71,10 +71,8 @@ def test_ratchet_sequence(proj):
     assert r.returncode == 0, r.stderr
     assert "run:       e2e on branch autoresearch/e2e (new)" in r.stdout
     strong = keep_rule.keep_threshold(0.04 * keep_rule.STRONG_SHARE, 6 - 1)  # 3 folds x 2 repeats
-    assert (
-        f"keep rule: paired corrected t-test, alpha 0.04: Δ > {strong:.2f} × the ± of its step line keeps at once"
-        in r.stdout
-    ), r.stdout
+    assert "keep rule: paired corrected t-test on the 6 fold scores, alpha 0.04; t = Δ / ± of the step line" in r.stdout
+    assert f"KEPT       t > {strong:.2f} at once;" in r.stdout, r.stdout
     OUTPUTS.append(r.stdout + r.stderr)
     assert proj.git("rev-parse", "--abbrev-ref", "HEAD") == "autoresearch/e2e"
     base_commit = proj.git("rev-parse", "HEAD")
@@ -95,7 +93,7 @@ def test_ratchet_sequence(proj):
     worse = lgbm("far fewer, slower trees", category="params", n=3, lr=0.01)
     proj.write("train.py", worse)
     r = step(proj, 0)
-    assert "| DISCARDED (reverted) |" in r.stdout, r.stdout
+    assert "| DISCARDED (reverted to iter 1) |" in r.stdout, r.stdout
     assert proj.git("rev-parse", "HEAD") == kept1
     assert proj.read("train.py") == lgbm("LightGBM instead of logistic regression")
     discarded = proj.git("rev-parse", "refs/autoresearch/e2e/discarded/2")
@@ -112,7 +110,7 @@ def test_ratchet_sequence(proj):
     proj.write("train.py", lgbm("broken on purpose", extra="def oops(:\n"))
     r = step(proj, 1)
     out = r.stdout.strip().splitlines()
-    assert "| CRASH (reverted) |" in out[0] and "SyntaxError" in out[0], r.stdout
+    assert "| CRASH (reverted to iter 1) |" in out[0] and "SyntaxError" in out[0], r.stdout
     assert 1 <= len(out) - 1 <= 15
     assert proj.git("rev-parse", "HEAD") == kept1
 
@@ -121,7 +119,7 @@ def test_ratchet_sequence(proj):
     t0 = time.monotonic()
     r = step(proj, 1)
     took = time.monotonic() - t0
-    assert "| TIMEOUT (reverted) |" in r.stdout, r.stdout
+    assert "| TIMEOUT (reverted to iter 1) |" in r.stdout, r.stdout
     it5 = json.loads((proj.path / ".autoresearch/runs/e2e/iters/5.json").read_text())
     assert it5["eval_s"] <= BUDGET + 2, it5["eval_s"]
     assert took < BUDGET + 15  # the step's own bookkeeping on top of the child's budget

@@ -82,7 +82,7 @@ def proj(tmp_path_factory):
     p.live = p.cli("report")
     p.live_md = p.read(f"reports/{TAG}/report.md")
     out, err = step.communicate(timeout=300)
-    assert "| CRASH (reverted) |" in out, out + err
+    assert "| CRASH (reverted to iter 1) |" in out, out + err
     return p
 
 

@@ -230,7 +230,7 @@ def test_the_cards_list_every_feature_and_every_category(tmp_path):
         block = card[card.index("features:") :].split("\n")
         block = [block[0], *[x for x in block[1:] if x.startswith("     ")]]  # the label's line and its wraps
         for name in cols:
-            assert f"{name} (num)" in " ".join(block), name
+            assert f"{name} (int)" in " ".join(block), name
         assert len(block) > 1 and all(len(line) <= 120 for line in block), block
     cats = status[status.index("categories:") :]
     named = sum(f"kind{i} " in cats for i in range(9))

@@ -141,5 +141,5 @@ def test_a_nul_byte_in_train_py_is_not_a_traceback():
     source = 'HYPOTHESIS = "nul \x00 inside"\nCATEGORY = "model"\n'  # a raw NUL: ast.parse raises ValueError
     assert static_check.findings(source) == []
     assert static_check.declarations(source) == {"HYPOTHESIS": "nul \\x00 inside", "CATEGORY": "model"}
-    assert static_check.code_lines(source) == 2
+    assert static_check.statements(source) == 2
     assert static_check.without_declarations(source) == source

@@ -5,11 +5,14 @@ no numpy): the SessionStart hook prints the status card into every resumed or co
 from __future__ import annotations
 
 import math
+import os
+import re
+import textwrap
 import time
 
-from autoresearch import keep_rule, ledger, sandbox, text
+from autoresearch import keep_rule, ledger, profile, sandbox, text
 from autoresearch.config import Config
-from autoresearch.keep_rule import BASELINE, CRASH, INVALID, KEEP, SIMPLIFY, TIMEOUT
+from autoresearch.keep_rule import BASELINE, CRASH, FASTER, INVALID, KEEP, KNOB, SIMPLIFY, TIMEOUT
 from autoresearch.metrics import direction
 from autoresearch.records import Record, Run
 
@@ -20,6 +23,8 @@ STATUS_LINES = 30
 LABEL = {
     KEEP: "KEPT",
     SIMPLIFY: "SIMPLIFIED (kept)",
+    FASTER: "FASTER (kept)",
+    KNOB: "KNOB ADDED (kept)",
     keep_rule.NOOP: "NOOP (reverted)",
     keep_rule.DISCARD: "DISCARDED (reverted)",
     CRASH: "CRASH (reverted)",
@@ -37,7 +42,7 @@ DATA_CARD_HAS = ("metric", "folds", "budget")  # the start card's own lines: the
 def start_card(cfg: Config, run: Run, manifest: dict, resumed: bool) -> str:
     inc, base = run.incumbent, run.baseline
     n = manifest["n_folds"]
-    rule = rule_text(cfg, manifest) if cfg.keep_rule == "paired" else "strict (any better mean)"
+    rule = rule_lines(cfg, manifest, inc.se) if cfg.keep_rule == "paired" else ["keep rule: strict (any better mean)"]
     fold_rows = round(manifest["n_train"] * (1 - 1 / cfg.folds)) if not cfg.time_column else None
     lines = [
         f"run:       {run.tag} on branch {run.branch} ({f'resumed at iter {run.iterations}' if resumed else 'new'})",
@@ -47,41 +52,96 @@ def start_card(cfg: Config, run: Run, manifest: dict, resumed: bool) -> str:
         f"baseline:  {base.mean:.4f} ± {base.se:.4f} (± here: standard error of the CV mean; on a step line: "
         "of the paired Δ)",
         f"best:      {inc.mean:.4f} ± {inc.se:.4f} (iter {inc.iter}, {inc.commit[:8]})",
-        f"keep rule: {rule}",
+        *rule,
         *labelled("features:  ", feature_items(manifest)),
-        f"budget:    {cfg.budget_s:g} s and {cfg.memory_mb} MB per evaluation",
+        *indented("data:      ", profile.compact(cfg, manifest)),
+        f"budget:    {cfg.budget_s:g} s and {cfg.memory_mb} MB per evaluation; {machine(cfg)}",
         *_unprotected(cfg),
         "next:      edit train.py (HYPOTHESIS, CATEGORY, one idea), then run `uv run autoresearch step`",
     ]
     return "\n".join(lines)
 
 
-def rule_text(cfg: Config, manifest: dict) -> str:
+def machine(cfg: Config) -> str:
+    """N_JOBS as train.py gets it, beside the cores this process may use."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return f"N_JOBS = {cfg.n_jobs} (threads a model may use), {cores} cores on this machine"
+
+
+def rule_lines(cfg: Config, manifest: dict, incumbent_se: float) -> list[str]:
+    """The verdicts' thresholds, in t = Δ / ± (the ± of a step line), one verdict a line."""
     n, looks = manifest["n_folds"], manifest.get("n_confirm_folds", 0)
-    floor = f"; and Δ >= {cfg.min_delta:g}" if cfg.min_delta else ""
+    floor = f" and Δ >= {cfg.min_delta:g}" if cfg.min_delta else ""
+    worse = keep_rule.keep_threshold(cfg.alpha, n - 1)
     if not looks:
-        need = keep_rule.keep_threshold(cfg.alpha, n - 1)
-        return (
-            f"paired corrected t-test, alpha {cfg.alpha:g}: a keep needs Δ > {need:.2f} × the ± of its step line{floor}"
+        keep = f"t > {worse:.2f}{floor}"
+    else:
+        strong = keep_rule.keep_threshold(cfg.alpha * keep_rule.STRONG_SHARE, n - 1)
+        look = keep_rule.keep_threshold(keep_rule.LOOK_P, n - 1)
+        k = looks / n
+        keep = (
+            f"t > {strong:.2f}{floor} at once; {look:.2f} < t <= {strong:.2f} gets a second look on {looks} fresh "
+            f"folds (the step re-scores both: {1 + k:.0f}-{1 + 2 * k:.0f} times as long), KEPT if all looks together "
+            f"give p < {cfg.alpha:g}"
         )
-    strong = keep_rule.keep_threshold(cfg.alpha * keep_rule.STRONG_SHARE, n - 1)
-    look = keep_rule.keep_threshold(keep_rule.LOOK_P, n - 1)
-    k = looks / n
-    return (
-        f"paired corrected t-test, alpha {cfg.alpha:g}: Δ > {strong:.2f} × the ± of its step line keeps at once; "
-        f"{look:.2f} × ± < Δ ≤ {strong:.2f} × ± gets a second look on {looks} fresh folds (the step re-scores "
-        f"both: {1 + k:.0f}-{1 + 2 * k:.0f} times as long, more on a busy machine) and is kept if all looks "
-        f"together give p < {cfg.alpha:g}; Δ ≤ {look:.2f} × ± is a NOOP at once" + floor
-    )
+    margin = keep_rule.margin_of(incumbent_se)
+    rows = [
+        ("", f"paired corrected t-test on the {n} fold scores, alpha {cfg.alpha:g}; t = Δ / ± of the step line"),
+        ("KEPT", keep),
+        ("DISCARDED", f"t < -{worse:.2f}"),
+        (
+            "not worse",
+            f"Δ > -{margin:.4f} ({keep_rule.MARGIN_SHARE:g} × the best's ±) at p < {cfg.alpha:g}, and not DISCARDED: "
+            "kept as SIMPLIFIED with fewer executable statements (comments, docstrings, HYPOTHESIS, CATEGORY and "
+            f"SEARCH_SPACE do not count), as FASTER with >= {keep_rule.FASTER_SHARE:.0%} and >= "
+            f"{keep_rule.FASTER_MIN_BUDGET * cfg.budget_s:.0f} s less time on the folds, as KNOB ADDED with new "
+            "PARAMS keys, each in SEARCH_SPACE",
+        ),
+        ("NOOP", f"the rest; a near-miss when Δ > 0 and its last p < {keep_rule.NEAR_MISS_P:g}"),
+    ]
+    out = prose("keep rule: ", rows[0][1])
+    for name, words in rows[1:]:
+        out += prose(f"{'':11}{name:<10} ", words)
+    return out
+
+
+def prose(label: str, words: str, width: int = WIDTH) -> list[str]:
+    """A paragraph wrapped under its label."""
+    pad = " " * len(label)
+    return textwrap.wrap(words, width, initial_indent=label, subsequent_indent=pad, break_on_hyphens=False)
+
+
+def indented(label: str, block: str, width: int = WIDTH) -> list[str]:
+    """A block's lines (the profile's), the first after the label, the rest under it; a long one wraps."""
+    pad = " " * len(label)
+    out: list[str] = []
+    for i, line in enumerate(block.splitlines()):
+        current, empty = label if i == 0 else pad, True
+        # break only after a list's separators: a space inside a quoted level must stay where it is
+        for piece in re.split(r"(?<=[;,]) ", line):
+            if len(current) + len(piece) > width and not empty:
+                out.append(current.rstrip())
+                current = pad + "  "
+            current, empty = current + piece + " ", False
+        out.append(current.rstrip())
+    return out
 
 
 def feature_items(manifest: dict) -> list[str]:
     """Column names and kinds: train.py cannot read the data, so this is how the agent learns the schema."""
-    kind = {"category": "cat"}
-    return [
-        f"{c} ({kind.get(t, 'num' if t.startswith(('int', 'float', 'Int', 'Float')) else t)})"
-        for c, t in manifest["columns"].items()
-    ]
+
+    def kind(t: str) -> str:
+        return (
+            "cat"
+            if t == "category"
+            else "int"
+            if t.lower().startswith(("int", "uint"))
+            else "num"
+            if t.lower().startswith("float")
+            else t
+        )
+
+    return [f"{c} ({kind(t)})" for c, t in manifest["columns"].items()]
 
 
 def labelled(label: str, items: list[str], width: int = WIDTH, max_lines: int | None = None) -> list[str]:
@@ -111,14 +171,15 @@ def _unprotected(cfg: Config) -> list[str]:
 # The step line
 
 
-def step_line(rec: Record, metric: str, cfg: Config | None = None) -> str:
-    """`iter 7 | roc_auc 0.9182 (Δ +0.0041 ± 0.0018, p=0.01) | KEPT | 3.1s | model: LightGBM with 31 leaves`"""
+def step_line(rec: Record, metric: str, cfg: Config | None = None, back_to: int | None = None) -> str:
+    """`iter 7 | roc_auc 0.9182 (Δ +0.0041 ± 0.0018, p=0.01) | KEPT | eval 12.3s of 120s, fit ~1.1s/fold, step
+    14.0s | model: LightGBM with 31 leaves`. back_to: the iteration a reverted train.py is again."""
     hyp, cat = rec.hypothesis or "?", rec.category or "?"
     what = text.shown(hyp if hyp.lower().startswith(cat.lower() + ":") else f"{cat}: {hyp}")
-    secs = f"{rec.wall_s:.1f}s"
+    secs = _seconds(rec, cfg)
     unprotected = [] if cfg is None or cfg.sandbox else ["not protected (sandbox = false)"]
     if rec.status in (CRASH, TIMEOUT, INVALID):
-        parts = [f"iter {rec.iter}", LABEL[rec.status], rec.reason or "", secs, what]
+        parts = [f"iter {rec.iter}", _label(rec, back_to), rec.reason or "", secs, what]
         if rec.status != INVALID:
             parts.append(f"code kept at refs/autoresearch/{rec.tag}/discarded/{rec.iter}")
         elif not rec.commit:
@@ -127,14 +188,30 @@ def step_line(rec: Record, metric: str, cfg: Config | None = None) -> str:
     score = f"{metric} {rec.mean:.4f}"
     if rec.delta is not None:
         score += f" (Δ {rec.delta:+.4f}{_pm(rec.se_delta)}{_p_text(rec)})"
-    label = LABEL[rec.status]
-    if rec.status == keep_rule.NOOP and near_miss(rec):
-        label = "NOOP (reverted, near-miss)"
-    parts = [f"iter {rec.iter}", score, *_second_look_text(rec), label, secs, what]
+    parts = [f"iter {rec.iter}", score, *_second_look_text(rec), _label(rec, back_to), secs, what]
     if rec.budget_share >= BUDGET_WARNING:
         whose = "" if rec.status in keep_rule.KEPT else " (this reverted candidate)"
         parts.append(f"warning: used {rec.budget_share:.0%} of the evaluation budget{whose}")
     return " | ".join(parts + unprotected)
+
+
+def _label(rec: Record, back_to: int | None) -> str:
+    """`NOOP (reverted to iter 5, near-miss)`: the verdict, and what train.py is now."""
+    label = LABEL[rec.status]
+    if rec.status == INVALID and rec.commit:
+        label += " (reverted)"
+    if back_to is not None and label.endswith("(reverted)"):
+        label = label.replace("(reverted)", f"(reverted to iter {back_to})")
+    return label.replace(")", ", near-miss)") if near_miss(rec) else label
+
+
+def _seconds(rec: Record, cfg: Config | None) -> str:
+    """One evaluation against the budget, the fit per fold, and the whole step (second look included)."""
+    if not rec.eval_s:
+        return f"{rec.wall_s:.1f}s"
+    budget = f" of {cfg.budget_s:g}s" if cfg is not None else ""
+    fit = f", fit ~{rec.fit_s / len(rec.fold_s):.1f}s/fold" if rec.fit_s and rec.fold_s else ""
+    return f"eval {rec.eval_s:.1f}s{budget}{fit}, step {rec.wall_s:.1f}s"
 
 
 def first_p(rec: Record):
@@ -143,9 +220,8 @@ def first_p(rec: Record):
 
 
 def near_miss(rec: Record) -> bool:
-    """Program rule 4's near-miss: a NOOP that earned a second look, or one with Δ > 0 and p < LOOK_P."""
-    p = first_p(rec)
-    return rec.looks == 2 or ((rec.delta or 0) > 0 and p is not None and p < keep_rule.LOOK_P)
+    """Program rule 4's near-miss: a NOOP with Δ > 0 whose last p (all looks together) was under NEAR_MISS_P."""
+    return keep_rule.near_miss(rec.status, rec.delta, rec.p_value)
 
 
 def _second_look_text(rec: Record) -> list[str]:
@@ -209,6 +285,7 @@ def status_card(cfg: Config, run: Run, manifest: dict) -> str:
         )
     if manifest.get("columns"):
         lines += labelled("features: ", feature_items(manifest))
+        lines += indented("data:     ", profile.compact(cfg, manifest, compute=False))
     lines += _categories(steps)
     lines += _advice(cfg, run, steps)
     return "\n".join(lines)

@@ -47,6 +47,7 @@ class Outcome:
     scores: list[float] = dataclasses.field(default_factory=list)
     fit_s: list[float] = dataclasses.field(default_factory=list)  # per fold, as the fold reported it
     fold_s: list[float] = dataclasses.field(default_factory=list)  # per fold, wall time seen from here
+    cpu_s: list[float] = dataclasses.field(default_factory=list)  # per fold, CPU seconds as its exit reported
     wall_s: float = 0.0
     tail: str = ""
     log_path: Path | None = None
@@ -77,6 +78,7 @@ class FoldOutput:
     reason: str = ""
     fit_s: float = 0.0
     wall_s: float = 0.0
+    cpu_s: float = math.nan
     method: str = ""
     values: object = None
     classes: object = None
@@ -241,7 +243,8 @@ class Lane:
             out = self._read_fold(ours, export)
         finally:
             ours.close()
-        code = self._exit_of(op).get("code")
+        exit = self._exit_of(op)
+        code, out.cpu_s = exit.get("code"), _number(exit.get("cpu_s"), math.nan)
         if out.status == "died":
             out.reason = _death(code)
         out.wall_s = time.monotonic() - t0
@@ -435,6 +438,7 @@ def run_folds(session: Session, data: Prepared, out: Outcome, *, params: dict | 
         f = session.lane(fresh=i > 0).fold(i, fit, y[fit], "train", test, methods, params)
         out.violations += f.violations
         out.fold_s.append(f.wall_s)
+        out.cpu_s.append(f.cpu_s)
         if f.status != "ok":
             out.status, out.reason = "crash", _fold_reason(f)
             return
@@ -603,5 +607,5 @@ def _text(v, width: int = 2000) -> str:
     return str(v)[:width] if v is not None else ""
 
 
-def _number(v) -> float:
-    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else 0.0
+def _number(v, default: float = 0.0) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else default

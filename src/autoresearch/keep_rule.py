@@ -15,6 +15,11 @@ model seeds and fold partitions, which more folds average away, not for the samp
 itself, which only the holdout sees. bench/keep_rule_bench.py measures the false keeps on no-op changes
 and the power on real gains that the two looks give together.
 
+Not worse (non-inferiority): a candidate that is not better but simpler (fewer executable statements), clearly
+faster, or adds a knob for the sweep (Lighter) is kept when "worse by the margin or more" is rejected at alpha,
+t = (Δ + margin) / se, and it is not significantly worse. The margin is MARGIN_SHARE of the incumbent's ±, so
+at a true cost of exactly the margin such a keep happens at most alpha of the time; the benchmark measures it.
+
 Pure Python on purpose: importing scipy costs more than the whole rest of a step's bookkeeping.
 """
 
@@ -23,12 +28,38 @@ from __future__ import annotations
 import dataclasses
 import math
 
-KEEP, NOOP, DISCARD, SIMPLIFY = "keep", "noop", "discard", "simplify"
+KEEP, NOOP, DISCARD = "keep", "noop", "discard"
+SIMPLIFY, FASTER, KNOB = "simplify", "faster", "knob"  # kept for what they are, when not worse
 CRASH, TIMEOUT, INVALID, BASELINE = "crash", "timeout", "invalid", "baseline"
-KEPT = (KEEP, SIMPLIFY)  # verdicts that advance the branch
+KEPT = (KEEP, SIMPLIFY, FASTER, KNOB)  # verdicts that advance the branch
 FAILED = (CRASH, TIMEOUT, INVALID)
 LOOK_P = 0.3  # a first look with p_better under this (and no outright keep) earns a second look
 STRONG_SHARE = 0.25  # with a second look available, the first look alone keeps only at p < alpha * this
+NEAR_MISS_P = 0.1  # a NOOP with Δ > 0 whose last p is under this was close (program.md parks families on it)
+# not worse: Δ > -margin at p < alpha, margin = this share of the incumbent's ± (the standard error of its CV
+# mean: how well its score is known at all); bench/keep_rule_bench.py measures what it keeps
+MARGIN_SHARE = 0.5
+FASTER_SHARE = 0.3  # FASTER: at least this share less evaluation time on the same folds ...
+FASTER_MIN_BUDGET = 0.05  # ... and at least this share of the budget, so timing noise does not qualify
+
+
+@dataclasses.dataclass(frozen=True)
+class Lighter:
+    """What a candidate has besides its score; each earns a keep when the candidate is not worse."""
+
+    simpler: bool = False  # fewer executable statements than the incumbent
+    faster: bool = False  # clearly less evaluation time on the same folds
+    knob: bool = False  # new PARAMS keys, each with its SEARCH_SPACE, for the sweep to tune
+
+    def status(self) -> str | None:
+        return SIMPLIFY if self.simpler else FASTER if self.faster else KNOB if self.knob else None
+
+
+WHY_LIGHTER = {
+    SIMPLIFY: "fewer executable statements",
+    FASTER: "clearly faster",
+    KNOB: "new PARAMS keys with their SEARCH_SPACE",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +72,29 @@ class Verdict:
     se_delta: float = math.nan  # corrected standard error of delta: the scale a gain must clear
     look_again: bool = False  # borderline: score both on the confirm folds and call confirm()
     looks: int = 1
+    p_not_worse: float = math.nan  # one-sided p of "worse by the margin or more" (non-inferiority)
+
+
+def margin_of(incumbent_se: float) -> float:
+    """The non-inferiority margin for an incumbent whose CV mean has this standard error."""
+    return MARGIN_SHARE * incumbent_se if incumbent_se == incumbent_se and incumbent_se > 0 else 0.0
+
+
+def faster(wall_s: float, cpu_s: float, incumbent_wall_s: float, incumbent_cpu_s: float, budget_s: float) -> bool:
+    """FASTER's time test, on the same folds: FASTER_SHARE less wall time, at least FASTER_MIN_BUDGET of the
+    budget, and FASTER_SHARE less CPU time too (a busy or stolen machine moves wall time, not CPU time).
+    Unknown (nan) times are never faster."""
+    saved = incumbent_wall_s - wall_s
+    return (
+        saved >= FASTER_SHARE * incumbent_wall_s
+        and saved >= FASTER_MIN_BUDGET * budget_s
+        and incumbent_cpu_s - cpu_s >= FASTER_SHARE * incumbent_cpu_s
+    )
+
+
+def near_miss(status: str, delta: float | None, p_value: float | None) -> bool:
+    """A NOOP that was close: Δ > 0 and its last p (both looks together after a second look) < NEAR_MISS_P."""
+    return status == NOOP and (delta or 0) > 0 and p_value is not None and p_value < NEAR_MISS_P
 
 
 def improvements(candidate: list[float], incumbent: list[float], higher_is_better: bool) -> list[float]:
@@ -59,7 +113,8 @@ def decide(
     alpha: float,
     min_delta: float = 0.0,
     rule: str = "paired",
-    fewer_lines: bool = False,
+    lighter: Lighter = Lighter(),
+    margin: float = 0.0,
     second_look: bool = False,
 ) -> Verdict:
     """The first look. With second_look, a borderline candidate comes back with look_again set."""
@@ -68,12 +123,13 @@ def decide(
     se = corrected_se(d, ratio)
     if rule == "strict":
         # the classic autoresearch rule, kept for comparison: any higher mean wins
-        status = KEEP if delta > 0 else (SIMPLIFY if delta == 0 and fewer_lines else NOOP if delta == 0 else DISCARD)
+        status = KEEP if delta > 0 else (lighter.status() or NOOP) if delta == 0 else DISCARD
         why = "strict: mean improved" if delta > 0 else "strict: mean not improved"
         return Verdict(status, delta, math.nan, math.nan, why, se)
     p_better, p_worse = corrected_paired_p(d, ratio)
     strong = alpha * STRONG_SHARE if second_look else alpha
-    v = _settle(delta, p_better, p_worse, se, alpha, min_delta, fewer_lines, strong, 1)
+    p_ok = not_worse_p(d, ratio, margin)
+    v = _settle(delta, p_better, p_worse, p_ok, se, alpha, min_delta, lighter, margin, strong, 1)
     if not second_look or v.status != NOOP:
         return v
     if p_better < LOOK_P and delta > 0:
@@ -94,7 +150,8 @@ def confirm(
     ratio: float,
     alpha: float,
     min_delta: float = 0.0,
-    fewer_lines: bool = False,
+    lighter: Lighter = Lighter(),
+    margin: float = 0.0,
     first_n: int = 0,
 ) -> Verdict:
     """The second look. The confirm scores are cut into blocks the size of the first look (first_n scores:
@@ -108,7 +165,8 @@ def confirm(
     p_better = normal_sf(sum(zs) / math.sqrt(len(zs)))
     delta = (first.delta * n1 + sum(d2)) / (n1 + len(d2))
     se = math.sqrt(first.se_delta**2 * n1**2 + corrected_se(d2, ratio) ** 2 * len(d2) ** 2) / (n1 + len(d2))
-    v = _settle(delta, p_better, 1.0 - p_better, se, alpha, min_delta, fewer_lines, alpha, 2)
+    p_ok = _t_p(delta + margin, se, n1 + len(d2) - 1) if se > 0 else (0.0 if delta + margin >= 0 else 1.0)
+    v = _settle(delta, p_better, 1.0 - p_better, p_ok, se, alpha, min_delta, lighter, margin, alpha, 2)
     return dataclasses.replace(v, reason=f"second look: {v.reason}")
 
 
@@ -116,26 +174,30 @@ def _settle(
     delta: float,
     p_better: float,
     p_worse: float,
+    p_ok: float,
     se: float,
     alpha: float,
     min_delta: float,
-    fewer_lines: bool,
+    lighter: Lighter,
+    margin: float,
     strong: float,
     looks: int,
 ) -> Verdict:
+    def verdict(status: str, why: str) -> Verdict:
+        return Verdict(status, delta, p_better, p_worse, why, se, looks=looks, p_not_worse=p_ok)
+
     if p_better < strong and delta >= min_delta and delta > 0:
-        return Verdict(KEEP, delta, p_better, p_worse, f"better with p={p_better:.3g} < {strong:g}", se, looks=looks)
+        return verdict(KEEP, f"better with p={p_better:.3g} < {strong:g}")
     if p_worse < alpha:
-        return Verdict(
-            DISCARD, delta, p_better, p_worse, f"worse with p={p_worse:.3g} < alpha={alpha:g}", se, looks=looks
-        )
-    if fewer_lines and delta >= 0:
-        # Karpathy's "equal or better with less code": a simplification may not cost score on the mean
-        return Verdict(
-            SIMPLIFY, delta, p_better, p_worse, "fewer code lines and not worse on the mean", se, looks=looks
-        )
+        return verdict(DISCARD, f"worse with p={p_worse:.3g} < alpha={alpha:g}")
+    kind = lighter.status()
+    if kind and p_ok < alpha:
+        # Karpathy's "equal or better with less code", with evidence: Δ > -margin at the keep rule's alpha
+        return verdict(kind, f"{WHY_LIGHTER[kind]} and not worse (Δ > -{margin:.3g} with p={p_ok:.3g} < {alpha:g})")
     why = f"gain {delta:.3g} below min_delta {min_delta:g}" if p_better < strong else f"p={p_better:.3g} >= {strong:g}"
-    return Verdict(NOOP, delta, p_better, p_worse, f"no significant difference ({why})", se, looks=looks)
+    if kind:
+        why += f"; {WHY_LIGHTER[kind]} but not shown not worse (p={p_ok:.3g} for Δ > -{margin:.3g})"
+    return verdict(NOOP, f"no significant difference ({why})")
 
 
 def normal_sf(z: float) -> float:
@@ -177,6 +239,20 @@ def corrected_paired_p(d: list[float], ratio: float) -> tuple[float, float]:
     t = mean / math.sqrt((1.0 / n + ratio) * var)
     upper = t_sf(t, n - 1)
     return upper, 1.0 - upper
+
+
+def not_worse_p(d: list[float], ratio: float, margin: float) -> float:
+    """One-sided p of "worse by margin or more" (non-inferiority): small when Δ > -margin is well supported."""
+    n = len(d)
+    mean = sum(d) / n
+    se = corrected_se(d, ratio)
+    if not se > 1e-12:  # one fold, or the same difference on every fold: certain either way
+        return 0.0 if mean + margin >= -1e-12 else 1.0
+    return _t_p(mean + margin, se, n - 1)
+
+
+def _t_p(excess: float, se: float, df: int) -> float:
+    return t_sf(excess / se, max(df, 1))
 
 
 def keep_threshold(alpha: float, df: int) -> float:

@@ -11,17 +11,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tempfile
 import time
 from pathlib import Path
 
-from autoresearch import cards, engine, gitops, integrity, keep_rule, layout, ledger, manifest, runstate, text
+from autoresearch import (
+    cards,
+    engine,
+    gitops,
+    integrity,
+    keep_rule,
+    layout,
+    ledger,
+    manifest,
+    runstate,
+    search_space,
+    text,
+)
 from autoresearch.config import Config, load_config
 from autoresearch.errors import NotCounted, UserError
 from autoresearch.keep_rule import BASELINE, CRASH, INVALID, TIMEOUT
 from autoresearch.processes import kill_token, new_token
 from autoresearch.records import Incumbent, Pending, Record, Run
-from autoresearch.static_check import code_lines, declarations
+from autoresearch.static_check import declarations, statements
 
 # ---------------------------------------------------------------------------
 # start
@@ -98,7 +111,7 @@ def _baseline(cfg: Config, repo, tag: str, m: dict) -> Run:
         )
     commit = repo.head.commit.hexsha
     source = (cfg.root / layout.TRAIN).read_text(encoding="utf-8", errors="replace")
-    inc = Incumbent(0, commit, out.scores, out.mean, out.se, code_lines(source), out.wall_s)
+    inc = Incumbent(0, commit, out.scores, out.mean, out.se, statements(source), sum(out.fold_s), sum(out.cpu_s))
     run = Run(
         tag=tag,
         branch=gitops.branch_name(tag),
@@ -116,6 +129,7 @@ def _baseline(cfg: Config, repo, tag: str, m: dict) -> Run:
         tag=tag,
         commit=commit,
         status=BASELINE,
+        statements=inc.statements,
         scores=out.scores,
         mean=out.mean,
         se=out.se,
@@ -123,6 +137,7 @@ def _baseline(cfg: Config, repo, tag: str, m: dict) -> Run:
         eval_s=out.wall_s,
         fit_s=sum(out.fit_s),
         fold_s=out.fold_s,
+        cpu_s=sum(out.cpu_s),
         category=text.clean(decl["CATEGORY"]) or "baseline",
         hypothesis=text.clean(decl["HYPOTHESIS"]) or "baseline",
     )
@@ -222,7 +237,7 @@ def _checked_step(cfg: Config, t0: float, token: str, session) -> int:
         incumbent=inc.commit,
         category=text.clean(decl["CATEGORY"]),
         hypothesis=text.clean(decl["HYPOTHESIS"]),
-        lines=code_lines(source),
+        statements=statements(source),
         stage="checking",
     )
     bad = integrity.pre_checks(cfg, repo, run, source)
@@ -244,7 +259,8 @@ def _checked_step(cfg: Config, t0: float, token: str, session) -> int:
     runstate.save_pending(cfg.root, pending)
     _finish(cfg, repo, pending)
     rec = pending.record
-    print(cards.step_line(rec, manifest.load_manifest(cfg)["metric"], cfg))
+    back_to = runstate.load_run(cfg.root, run.tag).incumbent.iter
+    print(cards.step_line(rec, manifest.load_manifest(cfg)["metric"], cfg, back_to))
     if rec.status in keep_rule.FAILED:
         for line in rec.tail:
             print(f"  | {line}")
@@ -312,6 +328,7 @@ def _judge(cfg: Config, repo, run: Run, pending: Pending, out: engine.Outcome, d
         scores=out.scores,
         fold_s=out.fold_s,
         fit_s=sum(out.fit_s),
+        cpu_s=sum(out.cpu_s),
         reason=text.shown(out.reason, 600) if out.reason else None,
         note=_sweep_note(cfg, run.tag),
     )
@@ -331,7 +348,8 @@ def _judge(cfg: Config, repo, run: Run, pending: Pending, out: engine.Outcome, d
             ratio=m["fold_ratio"],
             alpha=cfg.alpha,
             min_delta=cfg.min_delta,
-            fewer_lines=pending.lines < inc.lines,
+            lighter=_lighter(cfg, repo, inc, pending, out),
+            margin=keep_rule.margin_of(inc.se),
         )
         v = keep_rule.decide(
             out.scores, inc.scores, rule=cfg.keep_rule, second_look=m.get("n_confirm_folds", 0) > 0, **common
@@ -344,11 +362,23 @@ def _judge(cfg: Config, repo, run: Run, pending: Pending, out: engine.Outcome, d
             v.reason,
             v.se_delta,
         )
+        rec.p_not_worse, rec.margin = v.p_not_worse, common["margin"]
         if v.look_again:
             _second_look(cfg, repo, run, pending, rec, v, common)
     rec.wall_s = time.monotonic() - t0
     rec.budget_share = out.wall_s / cfg.budget_s
     return rec
+
+
+def _lighter(cfg: Config, repo, inc: Incumbent, pending: Pending, out: engine.Outcome) -> keep_rule.Lighter:
+    """What the candidate has besides its score, against the incumbent (whose counts an older run.json lacks)."""
+    before = gitops.show(repo, inc.commit)
+    now = gitops.show(repo, pending.candidate)
+    return keep_rule.Lighter(
+        simpler=pending.statements < (inc.statements or statements(before)),
+        faster=keep_rule.faster(sum(out.fold_s), sum(out.cpu_s), inc.cost_s, inc.cpu_s, cfg.budget_s),
+        knob=bool(search_space.new_knobs(now, before)),
+    )
 
 
 def _second_look(
@@ -373,6 +403,7 @@ def _second_look(
     v = keep_rule.confirm(first, out.scores, inc_scores, first_n=len(run.incumbent.scores), **common)
     d2 = keep_rule.improvements(out.scores, inc_scores, common["higher_is_better"])
     rec.status, rec.p_value, rec.p_worse, rec.reason, rec.looks = v.status, v.p_value, v.p_worse, v.reason, v.looks
+    rec.p_not_worse = v.p_not_worse
     rec.p_first, rec.confirm_scores = first.p_value, out.scores
     rec.confirm_delta, rec.pooled_delta = sum(d2) / len(d2), v.delta
     rec.confirm_se = keep_rule.corrected_se(d2, common["ratio"])
@@ -416,7 +447,15 @@ def _finish(cfg: Config, repo, pending: Pending) -> None:
             gitops.sync_index(repo)
         if run.incumbent.commit != cand:
             run.incumbent = Incumbent(
-                rec.iter, cand, rec.scores, rec.mean, rec.se, rec.lines, rec.eval_s, rec.confirm_scores
+                rec.iter,
+                cand,
+                rec.scores,
+                rec.mean,
+                rec.se,
+                rec.statements,
+                sum(rec.fold_s),
+                math.nan if rec.cpu_s is None else rec.cpu_s,
+                rec.confirm_scores,
             )
     elif cand:  # an invalid step refused before the commit has nothing to set aside or revert
         gitops.move_ref(repo, f"refs/autoresearch/{tag}/discarded/{rec.iter}", cand)

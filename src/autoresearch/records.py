@@ -28,8 +28,9 @@ class Incumbent:
     scores: list[float]
     mean: float
     se: float
-    lines: int = 0  # executable lines of its train.py (what SIMPLIFY compares)
-    eval_s: float = math.nan  # one evaluation's wall time on the fixed folds (what FASTER compares)
+    statements: int = 0  # executable statements of its train.py (what SIMPLIFY compares; 0: count them anew)
+    cost_s: float = math.nan  # its folds' wall seconds on the fixed folds, summed (what FASTER compares)
+    cpu_s: float = math.nan  # and their CPU seconds (FASTER needs both to drop: wall time alone is noisy)
     confirm_scores: list[float] | None = None  # its second-look scores, once needed (cached)
 
 
@@ -78,13 +79,15 @@ class Record:
     hypothesis: str = ""
     commit: str = ""
     incumbent: str = ""
-    lines: int = 0
+    statements: int = 0
     scores: list[float] = dataclasses.field(default_factory=list)
     mean: float | None = None
     se: float | None = None
     delta: float | None = None
     p_value: float | None = None
     p_worse: float | None = None
+    p_not_worse: float | None = None  # non-inferiority's p (SIMPLIFY, FASTER, KNOB)
+    margin: float | None = None  # the non-inferiority margin it was judged with
     se_delta: float | None = None
     reason: str | None = None
     note: str = ""
@@ -93,7 +96,8 @@ class Record:
     wall_s: float = 0.0  # the whole step
     eval_s: float = 0.0  # the first look's evaluation
     fit_s: float | None = None  # summed over folds, as the folds reported it
-    fold_s: list[float] = dataclasses.field(default_factory=list)
+    fold_s: list[float] = dataclasses.field(default_factory=list)  # per fold; summed, what FASTER compares
+    cpu_s: float | None = None  # the folds' CPU seconds, summed
     budget_share: float = 0.0
     looks: int = 1
     p_first: float | None = None
@@ -121,8 +125,8 @@ class Pending:
     incumbent: str
     category: str
     hypothesis: str
-    lines: int
     stage: str
+    statements: int = 0
     candidate: str | None = None
     started: float = 0.0
     token: str | None = None
@@ -148,7 +152,7 @@ class Pending:
             incumbent=self.incumbent,
             category=self.category,
             hypothesis=self.hypothesis,
-            lines=self.lines,
+            statements=self.statements,
             commit=self.candidate or "",
             **fields,
         )

@@ -119,6 +119,19 @@ def load(source: str) -> tuple[dict, list[Dim]]:
     return params, validate(space, params)
 
 
+def new_knobs(source: str, incumbent_source: str) -> list[str]:
+    """The PARAMS keys `source` adds to the incumbent's, when every one of them is in a valid SEARCH_SPACE
+    (a KNOB verdict may keep them for the sweep); [] otherwise, and for anything that does not parse."""
+    try:
+        params, dims = load(source)
+        before = read_params(incumbent_source)
+    except SearchSpaceError:
+        return []
+    added = [k for k in params if k not in before]
+    swept = {d.name for d in dims}
+    return added if added and all(k in swept for k in added) else []
+
+
 # ---------------------------------------------------------------------------
 # Validation
 

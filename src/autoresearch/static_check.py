@@ -140,35 +140,41 @@ def declaration_problems(source: str) -> list[str]:
     return out
 
 
-def code_lines(source: str) -> int:
-    """Lines that carry code: not blank, not comments, not docstrings. The `simplify` status compares these."""
+NOT_CODE = (*DECLARED, "SEARCH_SPACE")  # what the agent declares about the code: no statement of it counts
+
+
+def statements(source: str) -> int:
+    """Executable statements: what SIMPLIFY compares. Docstrings, comments, blank lines and the top-level
+    declarations (NOT_CODE) do not count, nor does layout: a call wrapped over five lines is one statement.
+    Unparsable source counts its non-blank, non-comment lines (it crashes anyway)."""
     try:
         tree = ast.parse(source)
     except UNPARSABLE:
         return len([ln for ln in source.splitlines() if ln.strip() and not ln.strip().startswith("#")])
-    doc_lines: set[int] = set()
+    skip: set[int] = set()
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if (
-            isinstance(body, list)
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        ):
-            doc_lines.update(range(body[0].lineno, body[0].end_lineno + 1))
-    return sum(
-        1
-        for i, ln in enumerate(source.splitlines(), 1)
-        if ln.strip() and not ln.strip().startswith("#") and i not in doc_lines
-    )
+        if isinstance(body, list) and body and _is_docstring(body[0]):
+            skip.add(id(body[0]))
+    for node in tree.body:
+        if _declares(node, NOT_CODE):
+            skip.add(id(node))
+    return sum(1 for node in ast.walk(tree) if isinstance(node, ast.stmt) and id(node) not in skip)
+
+
+def _is_docstring(node) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def _declares(node, names) -> bool:
+    return isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in names for t in node.targets)
 
 
 def _short(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
-def without_declarations(source: str, names=("SEARCH_SPACE", "HYPOTHESIS", "CATEGORY")) -> str:
+def without_declarations(source: str, names=NOT_CODE) -> str:
     """train.py with the top-level assignments of `names` cut out: two files equal under this differ only in
     what the agent declares about the code, not in the code (the sweep may start from such a tree)."""
     try:
@@ -178,6 +184,6 @@ def without_declarations(source: str, names=("SEARCH_SPACE", "HYPOTHESIS", "CATE
     lines = source.splitlines(keepends=True)
     drop: set[int] = set()
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in names for t in node.targets):
+        if _declares(node, names):
             drop.update(range(node.lineno - 1, node.end_lineno))
     return "".join(line for i, line in enumerate(lines) if i not in drop)

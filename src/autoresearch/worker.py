@@ -109,7 +109,7 @@ def _serve(init: dict, frames: dict, ctl: socket.socket, isolated: bool) -> None
 def _reap(children: dict, isolated: bool, ctl: socket.socket) -> None:
     while children:
         try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
@@ -119,7 +119,8 @@ def _reap(children: dict, isolated: bool, ctl: socket.socket) -> None:
         op, scratch = children.pop(pid)
         if not isolated:
             _cleanup(pid, scratch, children)
-        wire.send_json(ctl, {"event": "exit", "fold": op, "code": os.waitstatus_to_exitcode(status)})
+        cpu_s = usage.ru_utime + usage.ru_stime  # the fold, its threads and the processes it waited for
+        wire.send_json(ctl, {"event": "exit", "fold": op, "code": os.waitstatus_to_exitcode(status), "cpu_s": cpu_s})
 
 
 def _harden(init: dict) -> None:

@@ -62,10 +62,10 @@ def build_pipeline(params):
 FIRST = LGBM.format(hypothesis="LightGBM, native categoricals, 200 trees at lr 0.05", n=200, lr=0.05)
 SECOND = LGBM.format(hypothesis="LightGBM with 40 trees: is a smaller model as good?", n=40, lr=0.05)
 STEP = {"command": "uv run autoresearch step", "description": "evaluate train.py, keep or revert"}
-VERDICTS = r"(KEPT|SIMPLIFIED \(kept\)|NOOP \(reverted\)|DISCARDED \(reverted\))"
+VERDICTS = r"(KEPT|(SIMPLIFIED|FASTER|KNOB ADDED) \(kept\)|(NOOP|DISCARDED) \(reverted to iter \d+(, near-miss)?\))"
 ONE_LINE = re.compile(
     rf"^iter (\d+) \| roc_auc \d\.\d{{4}} \(Δ [+-]\d\.\d{{4}}.*?\) \| {VERDICTS} "
-    r"\| [\d.]+s \| model: ",
+    r"\| eval [\d.]+s of [\d.]+s(, fit ~[\d.]+s/fold)?, step [\d.]+s \| model: ",
     re.M,
 )
 RULE_REASON = "denied by your permission settings"  # Claude Code's text for a deny rule (checked before hooks)

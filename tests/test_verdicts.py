@@ -1,0 +1,129 @@
+"""The verdicts besides KEPT, through real steps on the shipped train.py: SIMPLIFIED counts executable
+statements only, FASTER needs wall and CPU time to drop, KNOB ADDED lets a new PARAMS key arrive with its
+SEARCH_SPACE; the start card states every threshold and the machine."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from conftest import FAST_CONFIG, make_project
+
+from autoresearch import keep_rule
+
+TAG = "verdicts"
+# a CPU-burning fit, its length a PARAMS value: a change of that value moves no statement
+BURN = '''
+def model(params):
+    """The estimator, after burning params["burn_s"] of CPU time in every fit."""
+    import time
+
+    from sklearn.linear_model import LogisticRegression
+
+    class Burning(LogisticRegression):
+        def fit(self, X, y):
+            end = time.process_time() + params["burn_s"]
+            while time.process_time() < end:
+                pass
+            return super().fit(X, y)
+
+    return Burning(C=params["C"], max_iter=2000)
+'''
+
+
+@pytest.fixture(scope="module")
+def proj(tmp_path_factory):
+    p = make_project(tmp_path_factory.mktemp("verdicts") / "proj", config={**FAST_CONFIG, "n_jobs": 1})
+    r = p.cli("start", TAG)
+    assert r.returncode == 0, r.stdout + r.stderr
+    p.card = r.stdout
+    return p
+
+
+def step_line(p, it: int) -> str:
+    r = p.cli("step")
+    lines = [x for x in r.stdout.splitlines() if x.startswith(f"iter {it} |")]
+    assert lines, r.stdout + r.stderr
+    return lines[0]
+
+
+def record(p, it: int) -> dict:
+    return json.loads((p.path / f".autoresearch/runs/{TAG}/iters/{it}.json").read_text())
+
+
+def declare(source: str, hypothesis: str, category: str) -> str:
+    head, rest = source.split("HYPOTHESIS = ", 1)
+    rest = rest.split("\n", 2)[2]  # past HYPOTHESIS and CATEGORY
+    return f'{head}HYPOTHESIS = "{hypothesis}"\nCATEGORY = "{category}"\n{rest}'
+
+
+def test_the_card_states_every_threshold_and_the_machine(proj):
+    card = proj.card
+    base = json.loads((proj.path / f".autoresearch/runs/{TAG}/run.json").read_text())["incumbent"]
+    margin = keep_rule.margin_of(base["se"])
+    worse = keep_rule.keep_threshold(0.04, 3 - 1)
+    assert f"DISCARDED  t < -{worse:.2f}" in card, card
+    assert f"not worse  Δ > -{margin:.4f} (0.5 × the best's ±) at p < 0.04, and not DISCARDED" in card, card
+    assert "as FASTER with >= 30% and >= 3 s less time on the folds" in card, card
+    assert "a near-miss when Δ > 0 and its last p < 0.1" in card, card
+    cores = len(os.sched_getaffinity(0))
+    assert f"N_JOBS = 1 (threads a model may use), {cores} cores on this machine" in card, card
+    assert "data:      target 'churn' (str): 'no' 85.9%, 'yes' 14.1%" in card, card
+
+
+def test_deleting_a_docstring_is_not_a_simplification(proj):
+    src = proj.read("train.py")
+    doc = '    """The estimator the features feed.'
+    assert doc in src
+    cut = src.replace(src[src.index(doc) : src.index('"""\n', src.index(doc) + 10) + 4], "")
+    proj.write("train.py", declare(cut, "drop model's docstring", "simplify"))
+    line = step_line(proj, 1)
+    assert "| roc_auc " in line and "(Δ +0.0000 ± 0.0000" in line and "| NOOP (reverted to iter 0) |" in line, line
+
+
+def test_deleting_an_unused_branch_is_simplified(proj):
+    src = proj.read("train.py")
+    branch = '    if TASK == "regression":\n        return Ridge(alpha=params["alpha"])\n'
+    assert branch in src
+    proj.write("train.py", declare(src.replace(branch, ""), "drop the regression branch", "simplify"))
+    line = step_line(proj, 2)
+    assert "| SIMPLIFIED (kept) |" in line, line
+    rec = record(proj, 2)
+    assert (
+        rec["status"] == "simplify" and rec["p_not_worse"] == 0.0 and rec["statements"] < record(proj, 0)["statements"]
+    )
+
+
+def test_a_new_knob_arrives_with_its_search_space(proj):
+    src = proj.read("train.py")
+    src = src.replace('PARAMS = {"C": 1.0, "alpha": 1.0}', 'PARAMS = {"C": 1.0, "alpha": 1.0, "tol": 0.0001}')
+    tol = '"tol": {"low": 1e-6, "high": 1e-2, "log": True}'
+    src = src.replace('"log": True}}', '"log": True}, ' + tol + "}")
+    src = src.replace("max_iter=2000)", 'max_iter=2000, tol=params["tol"])')
+    # without a range for it, a new key is a NOOP like any other no-op change
+    bare = src.replace(", " + tol + "}", "}")
+    proj.write("train.py", declare(bare, "read tol from PARAMS, no range", "params"))
+    assert "| NOOP (reverted to iter 2) |" in step_line(proj, 3)
+    proj.write("train.py", declare(src, "read tol from PARAMS for the sweep", "params"))
+    line = step_line(proj, 4)
+    assert "| KNOB ADDED (kept) |" in line, line
+    assert proj.git("log", "-1", "--format=%s") == "read tol from PARAMS for the sweep"
+
+
+def test_faster_needs_clearly_less_time_on_the_folds(tmp_path):
+    p = make_project(tmp_path / "proj", config={**FAST_CONFIG, "n_jobs": 1}, commit=False)
+    src = p.read("train.py")
+    start, end = src.index("def model(params):"), src.index("# ----")
+    burning = src[:start] + BURN.lstrip() + "\n\n" + src[end:]
+    p.write("train.py", burning.replace('"alpha": 1.0}', '"alpha": 1.0, "burn_s": 3.0}'))
+    p.commit_all("a baseline that burns 3 s of CPU per fit")
+    assert p.cli("start", TAG).returncode == 0
+    base = record(p, 0)
+    assert base["cpu_s"] > 3 * 3.0 * 0.9 and sum(base["fold_s"]) > 3 * 3.0 * 0.9, base
+    # only a PARAMS value changes: the same statements, the same scores, a fraction of the time
+    p.write("train.py", declare(p.read("train.py").replace('"burn_s": 3.0', '"burn_s": 0.0'), "stop burning", "model"))
+    line = step_line(p, 1)
+    assert "(Δ +0.0000 ± 0.0000" in line and "| FASTER (kept) |" in line, line
+    rec = record(p, 1)
+    assert rec["cpu_s"] < 0.7 * base["cpu_s"] and sum(rec["fold_s"]) < 0.7 * sum(base["fold_s"]), rec
