@@ -174,6 +174,7 @@ def write(cfg: Config) -> dict:
     }
     manifest["id"] = sha256_json({k: manifest[k] for k in ("config_sha", "source_sha", "files")})[:12]
     write_json(d / layout.MANIFEST, manifest)
+    layout.compile_bytecode()
     return manifest
 
 
