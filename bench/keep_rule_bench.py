@@ -336,19 +336,19 @@ class Scores:
         out = {}
         for label, kw in rule_set:
             d = self.data
-            common = dict(higher_is_better=d.metric.higher_is_better, ratio=d.ratio, alpha=kw.get("alpha", 0.1))
+            terms = keep_rule.Terms(d.metric.higher_is_better, d.ratio, kw.get("alpha", 0.1))
             v = keep_rule.decide(
                 self.get("cv", cand),
                 self.get("cv", inc),
+                terms,
                 rule=kw["rule"],
                 second_look=kw.get("second_look", False),
-                **common,
             )
             self.judged += kw.get("second_look", False)
             if v.look_again:
                 self.second_looks += 1
                 v = keep_rule.confirm(
-                    v, self.confirm_scores(cand), self.confirm_scores(inc), first_n=len(d.folds), **common
+                    v, self.confirm_scores(cand), self.confirm_scores(inc), terms, first_n=len(d.folds)
                 )
             out[label] = v.status in keep_rule.KEPT
         return out
@@ -538,14 +538,12 @@ def simplify_verdicts(sc: Scores, cand, inc, alpha: float) -> tuple[bool, bool]:
     d = sc.data
     ci, cc = sc.get("cv", inc), sc.get("cv", cand)
     margin = keep_rule.margin_of(float(np.std(ci, ddof=1) / math.sqrt(len(ci))))
-    common = dict(higher_is_better=d.metric.higher_is_better, ratio=d.ratio, alpha=alpha, margin=margin)
-    simpler = keep_rule.Lighter(simpler=True)
-    v = keep_rule.decide(cc, ci, lighter=simpler, second_look=True, **common)
+    old_terms = keep_rule.Terms(d.metric.higher_is_better, d.ratio, alpha)
+    terms = dataclasses.replace(old_terms, margin=margin, lighter=keep_rule.Lighter(simpler=True))
+    v = keep_rule.decide(cc, ci, terms, second_look=True)
     if v.look_again:
-        v = keep_rule.confirm(
-            v, sc.confirm_scores(cand), sc.confirm_scores(inc), first_n=len(d.folds), lighter=simpler, **common
-        )
-    old = keep_rule.decide(cc, ci, **{k: x for k, x in common.items() if k != "margin"})
+        v = keep_rule.confirm(v, sc.confirm_scores(cand), sc.confirm_scores(inc), terms, first_n=len(d.folds))
+    old = keep_rule.decide(cc, ci, old_terms)
     return v.status in keep_rule.KEPT, old.status == keep_rule.KEEP or (
         old.status != keep_rule.DISCARD and old.delta >= 0
     )

@@ -58,11 +58,13 @@ def test_corrected_p_matches_the_formula():
     ],
 )
 def test_verdicts(cand, kw, status):
-    assert kr.decide(cand, INC, higher_is_better=True, ratio=0.25, alpha=0.1, **kw).status == status
+    kw = dict(kw)
+    rule = kw.pop("rule", "paired")
+    assert kr.decide(cand, INC, kr.Terms(True, 0.25, 0.1, **kw), rule=rule).status == status
 
 
 def test_lower_is_better_flips_the_sign():
-    v = kr.decide(shifted(-0.01), INC, higher_is_better=False, ratio=0.25, alpha=0.1)
+    v = kr.decide(shifted(-0.01), INC, kr.Terms(False, 0.25, 0.1))
     assert v.status == kr.KEEP and v.delta == pytest.approx(0.01)
 
 
@@ -107,7 +109,7 @@ def test_z_of_p_inverts_the_normal_tail(p):
 
 
 def first_look(cand, **kw):
-    return kr.decide(cand, INC, higher_is_better=True, ratio=0.25, alpha=0.1, second_look=True, **kw)
+    return kr.decide(cand, INC, kr.Terms(True, 0.25, 0.1, **kw), second_look=True)
 
 
 def test_a_strong_first_look_keeps_without_a_second():
@@ -117,7 +119,7 @@ def test_a_strong_first_look_keeps_without_a_second():
 
 def test_a_borderline_first_look_asks_for_a_second_and_is_not_kept_yet():
     cand = shifted(0.004, wobble=0.01)
-    one_look = kr.decide(cand, INC, higher_is_better=True, ratio=0.25, alpha=0.1)
+    one_look = kr.decide(cand, INC, kr.Terms(True, 0.25, 0.1))
     v = first_look(cand)
     assert 0.1 * kr.STRONG_SHARE <= v.p_value < kr.LOOK_P
     assert v.look_again and v.status == kr.NOOP and one_look.status == kr.NOOP
@@ -141,7 +143,7 @@ def test_the_second_look_combines_both_p_values_stouffer():
     inc2 = [x + 0.01 for x in INC]
     cand2 = [x + 0.004 + (0.006 if i % 3 else -0.004) for i, x in enumerate(inc2)]
     p2, _ = kr.corrected_paired_p(kr.improvements(cand2, inc2, True), 0.25)
-    v = kr.confirm(v1, cand2, inc2, higher_is_better=True, ratio=0.25, alpha=0.1)
+    v = kr.confirm(v1, cand2, inc2, kr.Terms(True, 0.25, 0.1))
     z = (stats.norm.isf(v1.p_value) + stats.norm.isf(p2)) / math.sqrt(2)
     assert v.p_value == pytest.approx(stats.norm.sf(z), abs=1e-9) and v.looks == 2
     assert v.status == (kr.KEEP if v.p_value < 0.1 else kr.NOOP)
@@ -151,7 +153,7 @@ def test_the_second_look_combines_both_p_values_stouffer():
 def test_a_second_look_that_shows_nothing_is_a_noop():
     v1 = first_look(shifted(0.004, wobble=0.01))
     flat = [x + (0.01 if i % 2 else -0.01) for i, x in enumerate(INC)]
-    v = kr.confirm(v1, flat, INC, higher_is_better=True, ratio=0.25, alpha=0.1)
+    v = kr.confirm(v1, flat, INC, kr.Terms(True, 0.25, 0.1))
     assert v.status == kr.NOOP and v.p_value > v1.p_value and v.reason.startswith("second look:")
 
 
@@ -159,6 +161,6 @@ def test_confirm_scores_are_tested_in_blocks_the_size_of_the_first_look():
     v1 = first_look(shifted(0.004, wobble=0.01))
     a = [x + 0.003 + (0.004 if i % 2 else -0.004) for i, x in enumerate(INC)]
     b = [x + 0.001 + (0.006 if i % 3 else -0.005) for i, x in enumerate(INC)]
-    v = kr.confirm(v1, a + b, INC + INC, higher_is_better=True, ratio=0.25, alpha=0.1, first_n=10)
+    v = kr.confirm(v1, a + b, INC + INC, kr.Terms(True, 0.25, 0.1), first_n=10)
     za, zb = (stats.norm.isf(kr.corrected_paired_p(kr.improvements(c, INC, True), 0.25)[0]) for c in (a, b))
     assert v.p_value == pytest.approx(stats.norm.sf((stats.norm.isf(v1.p_value) + za + zb) / math.sqrt(3)), abs=1e-9)

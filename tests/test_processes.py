@@ -161,6 +161,23 @@ def test_memory_cap(tmp_path, how, mode, n_procs):
     assert_all_dead(marker)
 
 
+@pytest.mark.parametrize("mode, ended", [("family", "timeout"), ("clean_daemon", "timeout"), ("hog_family", "memory")])
+def test_the_watchdog_without_proc(tmp_path, monkeypatch, mode, ended):
+    """macOS has no /proc: the tree, liveness and memory come from `ps` there. The same path, forced here,
+    must end the same misbehaviours as the /proc path does."""
+    from autoresearch import processes
+
+    monkeypatch.setattr(processes, "_HAS_PROC", False)
+    monkeypatch.setattr(processes, "_HAS_CHILDREN_FILES", False)
+    assert processes.alive(os.getpid()) and not processes.alive(2**22 + 7)
+    assert os.getpid() in processes.descendants(os.getppid())
+    assert processes.rss_mb([os.getpid()]) > 10  # this interpreter, with pytest loaded
+    w, elapsed, seen, marker = run(tmp_path, mode, "bare", budget_s=3.0 if ended == "timeout" else 60, memory_mb=300)
+    assert_all_dead(marker)
+    assert w.ended == ended, (w.ended, w.reason)
+    assert elapsed < (5.0 if ended == "timeout" else 30)
+
+
 @pytest.mark.parametrize("how", MODES)
 def test_output_flood_is_capped_and_the_run_ends_cleanly(tmp_path, how):
     w, _, _, marker = run(tmp_path, "flood", how, budget_s=60)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from conftest import FAST_CONFIG, make_project
 
-from autoresearch import layout, manifest, profile
+from autoresearch import layout, manifest, profile, profile_text
 from autoresearch.config import load_config
 
 
@@ -214,11 +214,11 @@ def wide(n_rows=300, n_cols=500, seed=5) -> pd.DataFrame:
 def test_bound_holds_on_a_wide_table(tmp_path):
     p, cfg, m = prepared(tmp_path, wide())
     out = p.cli("profile", check=True).stdout
-    assert len(out.encode()) <= profile.MAX_BYTES, len(out.encode())
+    assert len(out.encode()) <= profile_text.MAX_BYTES, len(out.encode())
     lines = out.splitlines()
     rows = [x for x in lines if x.startswith("  feature_") or x.startswith("  strong")]
     assert len(rows) == profile.TOP and rows[0].startswith("  strong ")  # the strongest signal first
-    assert all(len(x.encode()) <= profile.LINE_BYTES + 10 for x in rows)  # names are 34 chars: 10 past the width
+    assert all(len(x.encode()) <= profile_text.LINE_BYTES + 10 for x in rows)  # names are 34 chars: 10 past the width
     assert f"{501 - profile.TOP} weaker columns not shown" in out and "--all" in out and "--column NAME" in out
     assert "missing values in 400 of 501 columns" in out
     everything = p.cli("profile", "--all", check=True).stdout
@@ -226,7 +226,7 @@ def test_bound_holds_on_a_wide_table(tmp_path):
     # 20 columns print in a few KB: one short line each
     p20, cfg20, m20 = prepared(tmp_path, wide(n_cols=20).drop(columns="strong"), name="p20")
     text = profile.render(profile.load(cfg20, m20))
-    assert len(text.encode()) <= 20 * profile.LINE_BYTES + 1200
+    assert len(text.encode()) <= 20 * profile_text.LINE_BYTES + 1200
 
 
 def test_compact_is_bounded_and_says_what_matters(tmp_path):

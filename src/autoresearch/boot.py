@@ -43,11 +43,16 @@ def _hand_over(verb: str) -> None:
 
         traceback.print_exc()
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
+        end_process(code)
+
+
+def end_process(code: int) -> None:
+    """Flush what was printed and end at once: no atexit handler, no finaliser of the code that ran here."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
     os._exit(code)
 
 

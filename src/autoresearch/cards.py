@@ -91,7 +91,8 @@ def rule_lines(cfg: Config, manifest: dict, incumbent_se: float) -> list[str]:
         ("DISCARDED", f"t < -{worse:.2f}"),
         (
             "not worse",
-            f"Δ > -{margin:.4f} ({keep_rule.MARGIN_SHARE:g} × the best's ±) at p < {cfg.alpha:g}, and not DISCARDED: "
+            f"Δ > -{margin:.4f} ({keep_rule.MARGIN_SHARE:g} × the best's ±) at p < {cfg.alpha:g}, and not DISCARDED "
+            "(checked before a second look, so it needs none): "
             "kept as SIMPLIFIED with fewer executable statements (comments, docstrings, HYPOTHESIS, CATEGORY and "
             f"SEARCH_SPACE do not count), as FASTER with >= {keep_rule.FASTER_SHARE:.0%} and >= "
             f"{keep_rule.FASTER_MIN_BUDGET * cfg.budget_s:.0f} s less time on the folds, as KNOB ADDED with new "
@@ -171,9 +172,18 @@ def _unprotected(cfg: Config) -> list[str]:
 # The step line
 
 
-def step_line(rec: Record, metric: str, cfg: Config | None = None, back_to: int | None = None) -> str:
+def step_line(
+    rec: Record, metric: str, cfg: Config | None = None, back_to: int | None = None, steps: list[dict] | None = None
+) -> str:
     """`iter 7 | roc_auc 0.9182 (Δ +0.0041 ± 0.0018, p=0.01) | KEPT | eval 12.3s of 120s, fit ~1.1s/fold, step
-    14.0s | model: LightGBM with 31 leaves`. back_to: the iteration a reverted train.py is again."""
+    14.0s | model: LightGBM with 31 leaves`. back_to: the iteration a reverted train.py is again; steps: the
+    run's ledger rows, for the plateau advice (so the agent needs no status card to see one)."""
+    line = _step_line(rec, metric, cfg, back_to)
+    hint = plateau(cfg, steps) if cfg is not None and steps else None
+    return f"{line} | {hint}" if hint else line
+
+
+def _step_line(rec: Record, metric: str, cfg: Config | None, back_to: int | None) -> str:
     hyp, cat = rec.hypothesis or "?", rec.category or "?"
     what = text.shown(hyp if hyp.lower().startswith(cat.lower() + ":") else f"{cat}: {hyp}")
     secs = _seconds(rec, cfg)
@@ -296,18 +306,28 @@ def _categories(steps: list[dict]) -> list[str]:
     return labelled("categories: ", parts, max_lines=3) if parts else []
 
 
-def _advice(cfg: Config, run: Run, steps: list[dict]) -> list[str]:
-    out = []
-    since_keep = 0
+def since_keep(steps: list[dict]) -> int:
+    """Ledger rows (newest last) since the last kept one."""
+    n = 0
     for r in reversed(steps):
-        if r["status"] in keep_rule.KEPT:
+        if r["status"] in (*keep_rule.KEPT, keep_rule.BASELINE):
             break
-        since_keep += 1
-    if since_keep >= cfg.plateau_after:
-        out.append(
-            f"plateau: no keep in the last {since_keep} iterations: change category (see program.md "
-            "phases), or run `uv run autoresearch sweep` on a SEARCH_SPACE of the current model's knobs"
-        )
+        n += 1
+    return n
+
+
+def plateau(cfg: Config, steps: list[dict]) -> str | None:
+    n = since_keep(steps)
+    if n < cfg.plateau_after:
+        return None
+    return (
+        f"plateau: no keep in the last {n} iterations: change category (see program.md phases), or run "
+        "`uv run autoresearch sweep` on a SEARCH_SPACE of the current model's knobs"
+    )
+
+
+def _advice(cfg: Config, run: Run, steps: list[dict]) -> list[str]:
+    out = [p for p in [plateau(cfg, steps)] if p]
     if run.consecutive_failures >= 3:
         out.append(
             f"warning: the last {run.consecutive_failures} iterations failed (crash/timeout/invalid): "

@@ -24,7 +24,7 @@ VERBS = {
     ),
     "report": ("autoresearch.report", "for the human: progress plot and report with holdout scores"),
     "export": ("autoresearch.export", "fit a commit's pipeline on the whole train part and save it (joblib)"),
-    "predict": ("autoresearch.export", "apply an exported model to new rows"),
+    "predict": ("autoresearch.predict", "apply an exported model to new rows"),
     "hook": ("autoresearch.hooks", "Claude Code hook entry points (guard, stop, session-start); reads stdin JSON"),
 }
 
@@ -89,15 +89,6 @@ def main(argv: list[str] | None = None) -> int:
 # prepare
 
 
-def add_arguments_prepare(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="re-prepare even though results.tsv has experiments scored on the old split "
-        "(they become incomparable: start a new run tag afterwards)",
-    )
-
-
 def run_prepare(args) -> int:
     from autoresearch.config import load_config
     from autoresearch.manifest import data_card, prepare
@@ -107,6 +98,15 @@ def run_prepare(args) -> int:
     print(data_card(manifest, cfg))
     print(f"prepared: {'written to' if written else 'unchanged in'} {cfg.data_dir}/ (manifest {manifest['id']})")
     return 0
+
+
+def add_arguments_prepare(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="re-prepare even though results.tsv has experiments scored on the old split "
+        "(they become incomparable: start a new run tag afterwards)",
+    )
 
 
 if __name__ == "__main__":

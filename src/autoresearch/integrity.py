@@ -132,21 +132,26 @@ def refuse_plants(cfg: Config, repo=None) -> None:
 # Before a step
 
 
+def other_changes(cfg: Config, repo, run: Run) -> str | None:
+    """What differs from the incumbent besides train.py, with the frozen files among it put back."""
+    others = [f for f in gitops.changed_files(repo) if f != layout.TRAIN and f not in layout.TOLERATED]
+    if not others:
+        return None
+    restored = restore_frozen(cfg, repo, run, others)
+    return (
+        "only train.py may change, but these differ from the incumbent: "
+        + ", ".join(others[:8])
+        + (
+            f" (frozen files restored from git: {', '.join(restored)})"
+            if restored
+            else "; undo them (git checkout -- FILE, or delete new files)"
+        )
+    )
+
+
 def pre_checks(cfg: Config, repo, run: Run, source: str) -> list[str]:
     """Problems that make the step INVALID before anything is committed; harness damage is put back first."""
-    bad = []
-    others = [f for f in gitops.changed_files(repo) if f != layout.TRAIN and f not in layout.TOLERATED]
-    if others:
-        restored = restore_frozen(cfg, repo, run, others)
-        bad.append(
-            "only train.py may change, but these differ from the incumbent: "
-            + ", ".join(others[:8])
-            + (
-                f" (frozen files restored from git: {', '.join(restored)})"
-                if restored
-                else "; undo them (git checkout -- FILE, or delete new files)"
-            )
-        )
+    bad = [p for p in [other_changes(cfg, repo, run)] if p]
     manifest = load_manifest(cfg)
     drift = problems(cfg, manifest) if manifest else ["data/manifest.json is missing"]
     if drift and manifest:

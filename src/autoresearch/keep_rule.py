@@ -104,32 +104,34 @@ def improvements(candidate: list[float], incumbent: list[float], higher_is_bette
     return [sign * (c - i) for c, i in zip(candidate, incumbent, strict=True)]
 
 
+@dataclasses.dataclass(frozen=True)
+class Terms:
+    """What a comparison is judged by: the metric's direction, the folds' test/train ratio and the thresholds."""
+
+    higher_is_better: bool
+    ratio: float  # n_test / n_train of one fold, for the corrected variance
+    alpha: float
+    min_delta: float = 0.0
+    margin: float = 0.0  # the non-inferiority margin (margin_of the incumbent's ±)
+    lighter: Lighter = Lighter()
+
+
 def decide(
-    candidate: list[float],
-    incumbent: list[float],
-    *,
-    higher_is_better: bool,
-    ratio: float,
-    alpha: float,
-    min_delta: float = 0.0,
-    rule: str = "paired",
-    lighter: Lighter = Lighter(),
-    margin: float = 0.0,
-    second_look: bool = False,
+    candidate: list[float], incumbent: list[float], terms: Terms, *, rule: str = "paired", second_look: bool = False
 ) -> Verdict:
     """The first look. With second_look, a borderline candidate comes back with look_again set."""
-    d = improvements(candidate, incumbent, higher_is_better)
+    d = improvements(candidate, incumbent, terms.higher_is_better)
     delta = sum(d) / len(d)
-    se = corrected_se(d, ratio)
+    se = corrected_se(d, terms.ratio)
     if rule == "strict":
         # the classic autoresearch rule, kept for comparison: any higher mean wins
-        status = KEEP if delta > 0 else (lighter.status() or NOOP) if delta == 0 else DISCARD
+        status = KEEP if delta > 0 else (terms.lighter.status() or NOOP) if delta == 0 else DISCARD
         why = "strict: mean improved" if delta > 0 else "strict: mean not improved"
         return Verdict(status, delta, math.nan, math.nan, why, se)
-    p_better, p_worse = corrected_paired_p(d, ratio)
-    strong = alpha * STRONG_SHARE if second_look else alpha
-    p_ok = not_worse_p(d, ratio, margin)
-    v = _settle(delta, p_better, p_worse, p_ok, se, alpha, min_delta, lighter, margin, strong, 1)
+    p_better, p_worse = corrected_paired_p(d, terms.ratio)
+    strong = terms.alpha * STRONG_SHARE if second_look else terms.alpha
+    p_ok = not_worse_p(d, terms.ratio, terms.margin)
+    v = _settle(terms, delta, p_better, p_worse, p_ok, se, strong, 1)
     if not second_look or v.status != NOOP:
         return v
     if p_better < LOOK_P and delta > 0:
@@ -142,22 +144,13 @@ def decide(
 
 
 def confirm(
-    first: Verdict,
-    candidate: list[float],
-    incumbent: list[float],
-    *,
-    higher_is_better: bool,
-    ratio: float,
-    alpha: float,
-    min_delta: float = 0.0,
-    lighter: Lighter = Lighter(),
-    margin: float = 0.0,
-    first_n: int = 0,
+    first: Verdict, candidate: list[float], incumbent: list[float], terms: Terms, *, first_n: int = 0
 ) -> Verdict:
     """The second look. The confirm scores are cut into blocks the size of the first look (first_n scores:
     whole repeats, as the folds are stored repeat-major); each block gets its own corrected p, and all the
     looks' p-values are combined (Stouffer). Δ and its ± are over every score of both looks."""
-    d2 = improvements(candidate, incumbent, higher_is_better)
+    ratio = terms.ratio
+    d2 = improvements(candidate, incumbent, terms.higher_is_better)
     n1 = first_n or len(d2)
     k = max(len(d2) // n1, 1)
     blocks = [d2[i * n1 : (i + 1) * n1] for i in range(k - 1)] + [d2[(k - 1) * n1 :]]  # a remainder joins the last
@@ -165,36 +158,32 @@ def confirm(
     p_better = normal_sf(sum(zs) / math.sqrt(len(zs)))
     delta = (first.delta * n1 + sum(d2)) / (n1 + len(d2))
     se = math.sqrt(first.se_delta**2 * n1**2 + corrected_se(d2, ratio) ** 2 * len(d2) ** 2) / (n1 + len(d2))
-    p_ok = _t_p(delta + margin, se, n1 + len(d2) - 1) if se > 0 else (0.0 if delta + margin >= 0 else 1.0)
-    v = _settle(delta, p_better, 1.0 - p_better, p_ok, se, alpha, min_delta, lighter, margin, alpha, 2)
+    m = terms.margin
+    p_ok = _t_p(delta + m, se, n1 + len(d2) - 1) if se > 0 else (0.0 if delta + m >= 0 else 1.0)
+    v = _settle(terms, delta, p_better, 1.0 - p_better, p_ok, se, terms.alpha, 2)
     return dataclasses.replace(v, reason=f"second look: {v.reason}")
 
 
 def _settle(
-    delta: float,
-    p_better: float,
-    p_worse: float,
-    p_ok: float,
-    se: float,
-    alpha: float,
-    min_delta: float,
-    lighter: Lighter,
-    margin: float,
-    strong: float,
-    looks: int,
+    terms: Terms, delta: float, p_better: float, p_worse: float, p_ok: float, se: float, strong: float, looks: int
 ) -> Verdict:
+    alpha, margin, kind = terms.alpha, terms.margin, terms.lighter.status()
+
     def verdict(status: str, why: str) -> Verdict:
         return Verdict(status, delta, p_better, p_worse, why, se, looks=looks, p_not_worse=p_ok)
 
-    if p_better < strong and delta >= min_delta and delta > 0:
+    if p_better < strong and delta >= terms.min_delta and delta > 0:
         return verdict(KEEP, f"better with p={p_better:.3g} < {strong:g}")
     if p_worse < alpha:
         return verdict(DISCARD, f"worse with p={p_worse:.3g} < alpha={alpha:g}")
-    kind = lighter.status()
     if kind and p_ok < alpha:
         # Karpathy's "equal or better with less code", with evidence: Δ > -margin at the keep rule's alpha
         return verdict(kind, f"{WHY_LIGHTER[kind]} and not worse (Δ > -{margin:.3g} with p={p_ok:.3g} < {alpha:g})")
-    why = f"gain {delta:.3g} below min_delta {min_delta:g}" if p_better < strong else f"p={p_better:.3g} >= {strong:g}"
+    why = (
+        f"gain {delta:.3g} below min_delta {terms.min_delta:g}"
+        if p_better < strong
+        else f"p={p_better:.3g} >= {strong:g}"
+    )
     if kind:
         why += f"; {WHY_LIGHTER[kind]} but not shown not worse (p={p_ok:.3g} for Δ > -{margin:.3g})"
     return verdict(NOOP, f"no significant difference ({why})")

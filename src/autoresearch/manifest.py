@@ -18,6 +18,7 @@ from autoresearch import layout
 from autoresearch.config import Config, ConfigError
 from autoresearch.errors import UserError
 from autoresearch.files import atomic_write, read_json, sha256_file, sha256_json, write_json
+from autoresearch.records import Manifest
 
 # the sweep searches on folds of its own so the ratchet's verdict on its winner is not biased by the search
 SWEEP_SEED_OFFSET = 7919
@@ -47,7 +48,7 @@ def ledger_has_rows(root: Path) -> bool:
 # Preparing
 
 
-def prepare(cfg: Config, force: bool = False) -> tuple[dict, bool]:
+def prepare(cfg: Config, force: bool = False) -> tuple[Manifest, bool]:
     """Prepare if needed. Returns (manifest, whether anything was (re)written)."""
     current = load_manifest(cfg)
     if current is not None and not problems(cfg, current, check_source=True):
@@ -62,7 +63,7 @@ def prepare(cfg: Config, force: bool = False) -> tuple[dict, bool]:
     return write(cfg), True
 
 
-def write(cfg: Config) -> dict:
+def write(cfg: Config) -> Manifest:
     """Load the table, fix the split and the folds, write data/ and its manifest. Deterministic: the same config
     and table give the same files byte for byte, which is how damaged data is restored."""
     # heavy imports only when (re)preparing: checking the manifest must stay fast for every step and hook
@@ -124,21 +125,12 @@ def write(cfg: Config) -> dict:
     atomic_write(d / layout.LABELS, lambda p: _savez(p, labels, np))
     atomic_write(d / layout.FOLDS, lambda p: save_folds(p, folds))
     atomic_write(d / layout.SWEEP_FOLDS, lambda p: save_folds(p, sweep))
-    names = [
-        layout.TRAIN_PART,
-        layout.HOLDOUT_PART,
-        layout.TRAIN_FEATURES,
-        layout.HOLDOUT_FEATURES,
-        layout.LABELS,
-        layout.FOLDS,
-        layout.SWEEP_FOLDS,
-    ]
     if confirm:
         atomic_write(d / layout.CONFIRM_FOLDS, lambda p: save_folds(p, confirm))
-        names.append(layout.CONFIRM_FOLDS)
     else:
         (d / layout.CONFIRM_FOLDS).unlink(missing_ok=True)
-    manifest = {
+    names = [n for n in layout.PREPARED if confirm or n != layout.CONFIRM_FOLDS]
+    manifest: Manifest = {  # "id" is added below, a hash of the rest
         "version": VERSION,
         "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": cfg.as_dict(),
@@ -223,7 +215,7 @@ def confirm_repeats(cfg: Config) -> int:
 # Checking
 
 
-def load_manifest(cfg: Config) -> dict | None:
+def load_manifest(cfg: Config) -> Manifest | None:
     manifest = read_json(cfg.data_dir / layout.MANIFEST)
     return manifest if isinstance(manifest, dict) and manifest.get("version") == VERSION else None
 
@@ -289,7 +281,7 @@ def _role(kept: bool) -> str:
     return "also a feature" if kept else "not a feature"
 
 
-def ensure(cfg: Config, quiet: bool = False, omit: tuple[str, ...] = ()) -> dict:
+def ensure(cfg: Config, quiet: bool = False, omit: tuple[str, ...] = ()) -> Manifest:
     """The manifest, preparing first if needed (then the data card goes to stderr, without the `omit` lines
     that the caller's own card already shows)."""
     import sys

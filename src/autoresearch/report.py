@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from autoresearch import keep_rule, ledger, runstate
+from autoresearch import keep_rule, layout, ledger, runstate
 from autoresearch.config import Config, load_config
 from autoresearch.errors import UserError
 from autoresearch.files import atomic_write, read_json
@@ -25,7 +25,22 @@ from autoresearch.metrics import direction
 
 KEPT, FAILED = keep_rule.KEPT, keep_rule.FAILED
 GAP_FACTOR = 2.0  # the validation-holdout gap warns beyond this many noise floors
-REPORTS = "reports"
+
+
+def run_report(args) -> int:
+    cfg = load_config()
+    tags = list(dict.fromkeys(args.tag or [_active_or_fail(cfg)]))
+    views = [load_view(cfg, tag) for tag in tags]
+    out = cfg.root / layout.REPORTS / "+".join(tags)
+    out.mkdir(parents=True, exist_ok=True)
+    summaries = [summarize(v) for v in views]
+    from autoresearch.report_plot import draw  # matplotlib, only here: the rest of the report stays cheap
+
+    atomic_write(out / "progress.png", lambda p: draw(views, summaries, p))
+    atomic_write(out / "report.md", markdown(views, summaries))
+    show = args.show_holdout or sys.stdout.isatty()
+    print(console(views, summaries, out.relative_to(cfg.root), show))
+    return 0
 
 
 def add_arguments_report(p: argparse.ArgumentParser) -> None:
@@ -42,22 +57,6 @@ def add_arguments_report(p: argparse.ArgumentParser) -> None:
         help="print holdout scores on stdout even when it is not a terminal (they are always in "
         "report.md; without a terminal they are left out so the agent never sees them)",
     )
-
-
-def run_report(args) -> int:
-    cfg = load_config()
-    tags = list(dict.fromkeys(args.tag or [_active_or_fail(cfg)]))
-    views = [load_view(cfg, tag) for tag in tags]
-    out = cfg.root / REPORTS / "+".join(tags)
-    out.mkdir(parents=True, exist_ok=True)
-    summaries = [summarize(v) for v in views]
-    from autoresearch.report_plot import draw  # matplotlib, only here: the rest of the report stays cheap
-
-    atomic_write(out / "progress.png", lambda p: draw(views, summaries, p))
-    atomic_write(out / "report.md", markdown(views, summaries))
-    show = args.show_holdout or sys.stdout.isatty()
-    print(console(views, summaries, out.relative_to(cfg.root), show))
-    return 0
 
 
 def _active_or_fail(cfg: Config) -> str:

@@ -15,19 +15,7 @@ from autoresearch import layout, text
 from autoresearch.contract import DECLARED, PREPARE_NAMES
 
 ALLOWED_FROM_PREPARE = {*PREPARE_NAMES, "evaluate_cli"}
-_PRIVATE_NAMES = (
-    layout.TRAIN_PART,
-    layout.HOLDOUT_PART,
-    layout.TRAIN_FEATURES,
-    layout.HOLDOUT_FEATURES,
-    layout.LABELS,
-    layout.FOLDS,
-    layout.CONFIRM_FOLDS,
-    layout.SWEEP_FOLDS,
-    layout.MANIFEST,
-    layout.LEDGER,
-    "holdout.jsonl",
-)
+_PRIVATE_NAMES = (*layout.PREPARED, layout.MANIFEST, layout.LEDGER, "holdout.jsonl")
 FORBIDDEN_TEXT = re.compile(
     "|".join([*(re.escape(n) for n in _PRIVATE_NAMES), re.escape(layout.STATE), rf"(^|[/\\]){layout.DATA}[/\\]"]),
     re.IGNORECASE,

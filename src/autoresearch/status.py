@@ -32,12 +32,12 @@ def run_status(args) -> int:
 def _recover_if_idle(cfg: Config, run: Run) -> None:
     if not runstate.pending_path(cfg.root, run.tag).exists():
         return
-    from autoresearch import gitops, ratchet
+    from autoresearch import finish, gitops
     from autoresearch.errors import UserError
 
     try:
         with runstate.Lock(cfg.root):
-            for note in ratchet.recover(cfg, gitops.open_repo(cfg.root), run):
+            for note in finish.recover(cfg, gitops.open_repo(cfg.root), run):
                 print(note)
     except UserError:
         print("a step is running right now (its result will appear in the ledger when it ends)")

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from autoresearch import gitops, integrity, layout, manifest, runstate, search_space, study
+from autoresearch import gitops, integrity, layout, manifest, runstate, search_space, study, text
 from autoresearch.config import Config, load_config
 from autoresearch.errors import UserError
 from autoresearch.files import write_json
@@ -43,6 +43,28 @@ def sweep_dir(root: Path, tag: str) -> Path:
 
 # ---------------------------------------------------------------------------
 # The command
+
+
+def run_sweep(args) -> int:
+    t0 = _process_start()
+    _check_args(args)
+    cfg = load_config()
+    with runstate.Lock(cfg.root):
+        run, repo, source = _preflight(cfg)
+        params, dims = search_space.load(source)
+        m = manifest.ensure(cfg, quiet=True)
+        if m["id"] != run.manifest_id:
+            raise UserError(
+                f"run {run.tag!r} was scored on prepared data {run.manifest_id}, now {m['id']} (config, data or "
+                "harness changed): start a new tag, then sweep"
+            )
+        plan = _plan(cfg, args, run, params, dims, m, deadline=t0 + args.budget - HAND_OFF_S)
+        log = study.Log(m["metric"], m["higher_is_better"], tty=sys.stdout.isatty())
+        logs = runstate.run_dir(cfg.root, run.tag) / "logs"
+        study.run(cfg, cfg.root / layout.TRAIN, plan, log, logs)
+        log.end_progress()
+        _postflight(cfg, source, log)
+        return _hand_off(cfg, run, source, plan, log, m, time.monotonic() - t0)
 
 
 def add_arguments_sweep(p) -> None:
@@ -80,28 +102,6 @@ def add_arguments_sweep(p) -> None:
     )
 
 
-def run_sweep(args) -> int:
-    t0 = _process_start()
-    _check_args(args)
-    cfg = load_config()
-    with runstate.Lock(cfg.root):
-        run, repo, source = _preflight(cfg)
-        params, dims = search_space.load(source)
-        m = manifest.ensure(cfg, quiet=True)
-        if m["id"] != run.manifest_id:
-            raise UserError(
-                f"run {run.tag!r} was scored on prepared data {run.manifest_id}, now {m['id']} (config, data or "
-                "harness changed): start a new tag, then sweep"
-            )
-        plan = _plan(cfg, args, run, params, dims, m, deadline=t0 + args.budget - HAND_OFF_S)
-        log = study.Log(m["metric"], m["higher_is_better"], tty=sys.stdout.isatty())
-        logs = runstate.run_dir(cfg.root, run.tag) / "logs"
-        study.run(cfg, cfg.root / layout.TRAIN, plan, log, logs)
-        log.end_progress()
-        _postflight(cfg, source, log)
-        return _hand_off(cfg, run, source, plan, log, m, time.monotonic() - t0)
-
-
 def _process_start() -> float:
     """time.monotonic() when this process started: the budget covers the interpreter's start-up too."""
     try:
@@ -129,7 +129,7 @@ def _check_args(args) -> None:
 
 def _preflight(cfg: Config):
     """The run is active, on its branch at the incumbent, and train.py is exactly the incumbent's."""
-    from autoresearch.ratchet import recover
+    from autoresearch.finish import recover
 
     run = runstate.current_run(cfg.root)
     if run.status != "active":
@@ -288,8 +288,11 @@ def _hand_off(cfg: Config, run: Run, source: str, plan: study.Plan, log: study.L
     names = [d.name for d in plan.dims]
     here = (
         f"{len(log.trials)} trials in {wall_s:.0f} s: {log.count('complete')} complete, "
-        f"{log.count('pruned')} pruned, {log.count('fail') + log.count('cut')} failed or cut by the budget"
+        f"{log.count('pruned')} pruned, {log.count('fail')} failed, {log.count('cut')} cut by the budget's end"
     )
+    failed = [t for t in log.trials if t["state"] == "fail" and t.get("reason")]
+    if failed:
+        here += f" (last failure: {text.shown(failed[-1]['reason'], 200)})"
     print(
         f"sweep: {here} (study {plan.study}: {totals['trials']} trials in all, on "
         f"{describe_storage(plan.storage, cfg.root)})"

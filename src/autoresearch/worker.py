@@ -23,6 +23,7 @@ import traceback
 from pathlib import Path
 
 from autoresearch import contract, wire
+from autoresearch.boot import end_process
 from autoresearch.contract import ContractError
 
 LINUX = sys.platform.startswith("linux")
@@ -206,12 +207,7 @@ def _fold(
             except OSError:
                 pass
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        os._exit(0)
+        end_process(0)
 
 
 def _close_fds_except(keep: int) -> None:
