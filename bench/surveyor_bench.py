@@ -37,7 +37,7 @@ STARTED = time.monotonic()  # a --job process's start: the plain Optuna budget r
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("prepare.py", "train.py", "pyproject.toml", "uv.lock", "program.md", ".gitignore")
-PROJECT_DIRS = ("autoresearch",)
+PROJECT_DIRS = ("src", ".claude")
 CONFIG = {"folds": 5, "repeats": 2, "budget_s": 300, "n_jobs": 1, "seed": 42}
 # name, data, target
 TABLES = {
@@ -289,7 +289,12 @@ def job_flaml(project: Path, budget: float, lgbm: str) -> dict:
         verbose=0,
     )
     wall = time.monotonic() - t0
-    score = metric.score(automl, hold.drop(columns=[target]), hold[target])
+    import numpy as np
+
+    method = metric.methods[0]
+    values = np.asarray(getattr(automl, method)(hold.drop(columns=[target])))
+    classes = np.asarray(automl.classes_) if task != "regression" else None
+    score = metric.score(hold[target].to_numpy(), method, values, classes=classes)
     return {"holdout": score, "wall_s": wall, "best_estimator": automl.best_estimator}
 
 

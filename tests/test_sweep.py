@@ -18,6 +18,7 @@ import pytest
 from conftest import make_project
 
 from autoresearch import ledger, search_space
+from autoresearch.processes import alive
 from autoresearch.search_space import SearchSpaceError
 
 BUDGET = 90  # trial caps end each sweep early on an idle machine; the budget is for a loaded one
@@ -347,13 +348,16 @@ def test_two_machines_share_one_study_through_a_database(proj, tmp_path):
     proj.git("checkout", "--", "train.py")
 
 
-def _workers() -> set[int]:
-    """Live sandboxed workers (and their bubblewrap), on the whole machine."""
+def _workers(root: int) -> set[int]:
+    """The sandboxed workers (and their bubblewrap) below process `root`: this sweep's, not those of whatever
+    else runs on the machine (another test, another project)."""
+    from autoresearch.processes import descendants
+
     out = set()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    for pid in descendants(root):
         try:
             if b"autoresearch.worker" in open(f"/proc/{pid}/cmdline", "rb").read():
-                out.add(int(pid))
+                out.add(pid)
         except OSError:
             pass
     return out
@@ -361,7 +365,6 @@ def _workers() -> set[int]:
 
 def test_killed_sweep_resumes(proj):
     journal = proj.path / ".autoresearch/runs/sw/sweep/optuna.journal"
-    others = _workers()
     child = subprocess.Popen(
         [sys.executable, "-P", "-m", "autoresearch.cli", "sweep", "--budget", "150", "--study", "resume"],
         cwd=proj.path,
@@ -377,12 +380,14 @@ def test_killed_sweep_resumes(proj):
         except KeyError:  # the study does not exist yet
             pass
     assert len(done) >= 4, "the sweep never got going"
+    workers = _workers(child.pid)
+    assert workers, "no sandboxed worker below the sweep"
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     deadline = time.monotonic() + 5
-    while _workers() - others and time.monotonic() < deadline:
+    while [p for p in workers if alive(p)] and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _workers() - others == set()  # the sandboxes died with the sweep
+    assert [p for p in workers if alive(p)] == []  # the sandboxes died with the sweep
     before = study_trials(proj, "resume")
     # the worst a kill can leave: a torn last line and a stale lock; the next sweep repairs both
     with open(journal, "ab") as f:
