@@ -15,7 +15,7 @@ three alike:
 
 It prints the medians and the ratios train/bare and step/bare, and checks that the bare loop and the
 engine give the same fold scores (to 6 decimals). uv runs against this repository's environment, with
-bytecode writing allowed as on a user's machine (installed packages are compiled by `uv sync`).
+bytecode writing allowed as on a user's machine (site-packages are compiled once, when the data is prepared).
 """
 
 from __future__ import annotations

@@ -94,8 +94,12 @@ MODELS = {
         """def model(params):
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
     kind = HistGradientBoostingRegressor if TASK == "regression" else HistGradientBoostingClassifier
-    return kind(**params, random_state=SEED)
+    dense = FunctionTransformer(lambda m: m.toarray() if hasattr(m, "toarray") else m, accept_sparse=True)
+    return make_pipeline(dense, kind(**params, random_state=SEED))  # it takes no sparse one-hot columns
 """,
     ),
     "forest": (

@@ -152,6 +152,24 @@ def test_contract_failures(proj, source, reason):
     assert result.reason.startswith("train.py contract: " + reason.format(m=n - 1, n=n)), result.reason
 
 
+def sleeper(seconds: float) -> str:
+    """A train.py whose every fit sleeps: its folds' wall time, whatever the machine's load."""
+    head = 'import time\n\nimport numpy as np\n\nHYPOTHESIS = "slow"\nCATEGORY = "test"\nPARAMS = {}\n'
+    return head + fake_estimator().replace(
+        "        return self", f"        time.sleep({seconds})\n        return self", 1
+    )
+
+
+def test_an_evaluation_that_cannot_finish_stops_early(proj):
+    # 3 folds of 8 s against 20 s: after the first, the projection is ~26 s, past 1.2 x the budget
+    out = cross_validate(load_config(proj.path), proj.write("train_slow.py", sleeper(8)), "cv", budget_s=20)
+    assert out.status == "timeout" and out.reason.startswith("projected: 1 of 3 folds done, all of them would take ~")
+    assert out.wall_s < 20 and len(out.scores) == 1
+    # a projection under the budget runs on
+    out = cross_validate(load_config(proj.path), proj.write("train_ok.py", sleeper(1)), "cv", budget_s=20)
+    assert out.status == "ok" and len(out.scores) == 3
+
+
 def _first_fold_size(proj) -> int:
     from autoresearch.splits import load_folds
 

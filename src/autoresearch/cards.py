@@ -261,8 +261,9 @@ def timeout_reason(rec: Record, cfg: Config, n_folds: int, fit_s: list[float]) -
     if not fit_s:
         return f"over the {cfg.budget_s:g} s budget before the first of {n_folds} folds finished"
     per = sum(fit_s) / len(fit_s)
+    early = "stopped early, projected " if rec.eval_s and rec.eval_s < cfg.budget_s else ""
     return (
-        f"over the {cfg.budget_s:g} s budget after {len(fit_s)}/{n_folds} folds (~{per:.0f} s fit per fold; "
+        f"{early}over the {cfg.budget_s:g} s budget after {len(fit_s)}/{n_folds} folds (~{per:.0f} s fit per fold; "
         f"all folds need ~{per * n_folds:.0f} s)"
     )
 

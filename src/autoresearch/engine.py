@@ -23,6 +23,10 @@ from autoresearch.errors import UserError
 from autoresearch.files import read_json
 from autoresearch.lane import Ended, FoldOutput, Lane
 
+# a fold's wall time is noisy: an evaluation stops early only when its folds so far project it this far past
+# its budget (between 1 and this, it runs on to the deadline and may still finish)
+PROJECTED_SLACK = 1.2
+
 
 class Pruned(Exception):
     """Raised by an on_fold callback to stop a cross-validation early (the sweep's pruner)."""
@@ -183,12 +187,31 @@ class Session:
         out.isolation = self.isolation
 
 
-def run_folds(session: Session, data: Prepared, out: Outcome, *, params: dict | None = None, on_fold=None) -> None:
-    """Score train.py on data.folds, fold by fold, into `out` (stops at the first failure)."""
+def run_folds(
+    session: Session,
+    data: Prepared,
+    out: Outcome,
+    *,
+    params: dict | None = None,
+    on_fold=None,
+    budget: tuple[float, float] | None = None,
+) -> None:
+    """Score train.py on data.folds, fold by fold, into `out` (stops at the first failure). With `budget`
+    (its start on the monotonic clock, its seconds), stops as a timeout as soon as the folds done so far
+    project the whole evaluation past PROJECTED_SLACK times the budget: it would time out anyway, and a night
+    should not pay the rest of the budget to learn that."""
     y = data.labels["train"]
     methods = data.metric.methods
-    out.n_folds = len(data.folds)
+    out.n_folds = n = len(data.folds)
     for i, (fit, test) in enumerate(data.folds):
+        if budget is not None and out.fold_s:
+            started, seconds = budget
+            now = time.monotonic()
+            projected = now - started + sum(out.fold_s) / len(out.fold_s) * (n - i)
+            if projected > PROJECTED_SLACK * seconds:
+                out.status = "timeout"
+                out.reason = f"projected: {i} of {n} folds done, all of them would take ~{projected:.0f} s"
+                return
         f = session.lane(fresh=i > 0).fold(i, fit, y[fit], "train", test, methods, params)
         out.violations += f.violations
         out.fold_s.append(f.wall_s)
@@ -231,7 +254,7 @@ def cross_validate(
         session.start()  # the worker imports its libraries while this side loads the labels and the metric
         data = Prepared.load(cfg, folds)
         warm(data.metric)
-        run_folds(session, data, out, params=params, on_fold=on_fold)
+        run_folds(session, data, out, params=params, on_fold=on_fold, budget=(start, budget))
     except Pruned:
         out.status = "pruned"
     except Ended:

@@ -21,7 +21,13 @@ def checked_evaluate(
     """One sandboxed evaluation, then the checks that nothing else moved: (outcome, damage). Every evaluation
     of a step goes through here, the second look's too."""
     before = integrity.snapshot(cfg, repo, run.tag)
-    out = engine.cross_validate(cfg, train_py, folds, log_path=log, token=pending.token, session=session)
+    budget = cfg.budget_s
+    if folds == "confirm":  # the budget is per evaluation of the ratchet's folds: the second look has more
+        m = manifest.load_manifest(cfg) or {}
+        budget *= max(1.0, m.get("n_confirm_folds", 0) / max(m.get("n_folds", 1), 1))
+    out = engine.cross_validate(
+        cfg, train_py, folds, log_path=log, token=pending.token, session=session, budget_s=budget
+    )
     return out, integrity.post_checks(cfg, repo, run, pending.candidate, before, out.violations)
 
 
