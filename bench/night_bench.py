@@ -24,6 +24,7 @@ import concurrent.futures
 import json
 import math
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -221,8 +222,8 @@ def job_night(project: Path, wall: float) -> dict:
         if info["changed"] and step(None, "hand-off") in KEPT:
             adopt_params()
 
-    def cost() -> float:  # the next step's likely seconds: the last one's, with a margin
-        return 1.3 * max([s for _, _, s in log if s] or [30.0])
+    def cost() -> float:  # the next step's likely seconds: a typical one's, with a margin
+        return 1.3 * statistics.median([s for w, _, s in log if s and not w.startswith("sweep")] or [30.0])
 
     def candidate(**change) -> dict:
         return {**blocks, "ensemble": blocks.get("ensemble", False), **change}
