@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from conftest import FAST_CONFIG, make_project
@@ -139,6 +140,7 @@ def test_a_note_rides_on_the_step_and_the_line_says_plateau(tmp_path):
     src = p.read("train.py")
     p.write("train.py", declare(src.replace('"C": 1.0', '"C": 1.01'), "a hair more C", "params"))
     r = p.cli("step", "--note", "knob nudges\tdo nothing here;\nparked")
+    assert r.stdout.splitlines()[-1] == "note: added to notes.md", r.stdout
     first = next(x for x in r.stdout.splitlines() if x.startswith("iter 1 |"))
     assert "| NOOP (reverted to iter 0) |" in first and "plateau" not in first, first
     notes = p.read("notes.md").splitlines()
@@ -152,3 +154,27 @@ def test_a_note_rides_on_the_step_and_the_line_says_plateau(tmp_path):
     assert p.read("notes.md").splitlines()[-1] == notes[-1]  # no --note, no line
     assert p.cli("step", "--note", "never written").returncode != 0  # train.py unchanged: not an iteration
     assert "never written" not in p.read("notes.md")
+
+
+def test_the_line_says_why_a_second_look_did_not_happen():
+    from autoresearch.cards import step_line, timeout_reason
+    from autoresearch.config import Config
+    from autoresearch.records import Record
+
+    cfg = Config(root=Path("."), n_jobs=2)
+    rec = Record(1, TAG, "noop", "model", "bigger", mean=0.8, delta=0.01, p_value=0.06, se_delta=0.005, eval_s=50)
+    rec.reason = "borderline; the second look timeout: exceeded the 360 s budget"
+    line = step_line(rec, "roc_auc", cfg, back_to=0)
+    assert "| 2nd look timeout: exceeded the 360 s budget | NOOP (reverted to iter 0, near-miss) |" in line, line
+    rec.reason = "borderline; no second look: the incumbent's re-scoring crash: boom"
+    assert "| no 2nd look: the incumbent's re-scoring crash: boom |" in step_line(rec, "roc_auc", cfg, back_to=0)
+    # a timeout whose folds got half of their two threads' cores says so
+    slow = Record(2, TAG, "timeout", eval_s=120, fold_s=[60.0, 60.0], cpu_s=100.0)
+    why = timeout_reason(slow, cfg, 10, [58.0, 59.0])
+    assert why.startswith("over the 120 s budget after 2/10 folds (~58 s fit per fold; all folds need ~585 s)")
+    assert why.endswith(
+        "the folds used 0.8 of their 2 threads' cores: the machine is busy or the threads wait on "
+        "each other, so fewer threads (n_jobs) may be as fast"
+    )
+    slow.cpu_s = 230.0
+    assert "threads' cores" not in timeout_reason(slow, cfg, 10, [58.0, 59.0])

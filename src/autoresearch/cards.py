@@ -235,6 +235,10 @@ def near_miss(rec: Record) -> bool:
 
 
 def _second_look_text(rec: Record) -> list[str]:
+    if rec.looks != 2 and (rec.reason or "").startswith("borderline; "):  # asked for, but it did not finish
+        why = rec.reason.removeprefix("borderline; ")
+        why = why.replace("no second look: ", "no 2nd look: ").replace("the second look ", "2nd look ")
+        return [text.shown(why, 200)]
     if rec.looks == 2:
         n = len(rec.confirm_scores or [])
         return [
@@ -262,9 +266,16 @@ def timeout_reason(rec: Record, cfg: Config, n_folds: int, fit_s: list[float]) -
         return f"over the {cfg.budget_s:g} s budget before the first of {n_folds} folds finished"
     per = sum(fit_s) / len(fit_s)
     early = "stopped early, projected " if rec.eval_s and rec.eval_s < cfg.budget_s else ""
+    busy = ""
+    wall = sum(rec.fold_s or [])
+    if rec.cpu_s is not None and wall > 0 and cfg.n_jobs > 1 and rec.cpu_s / wall < 0.6 * cfg.n_jobs:
+        busy = (
+            f"; the folds used {rec.cpu_s / wall:.1f} of their {cfg.n_jobs} threads' cores: the machine is busy "
+            "or the threads wait on each other, so fewer threads (n_jobs) may be as fast"
+        )
     return (
         f"{early}over the {cfg.budget_s:g} s budget after {len(fit_s)}/{n_folds} folds (~{per:.0f} s fit per fold; "
-        f"all folds need ~{per * n_folds:.0f} s)"
+        f"all folds need ~{per * n_folds:.0f} s){busy}"
     )
 
 

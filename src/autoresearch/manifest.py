@@ -149,14 +149,17 @@ def write(cfg: Config) -> Manifest:
         "fold_ratio": fold_size_ratio(folds),
         "n_confirm_folds": len(confirm),
         "columns": {c: str(t) for c, t in table.X.dtypes.items()},
-        "classes": {str(k): int(v) for k, v in table.y.value_counts().items()} if table.task != "regression" else None,
+        # the target as the train part has it: the holdout's labels are summarised nowhere the agent reads
+        "classes": {str(k): int(v) for k, v in train[target].value_counts().items()}
+        if table.task != "regression"
+        else None,
         "target_summary": None
         if table.task != "regression"
         else {
-            "mean": float(table.y.mean()),
-            "std": float(table.y.std()),
-            "min": float(table.y.min()),
-            "max": float(table.y.max()),
+            "mean": float(train[target].mean()),
+            "std": float(train[target].std()),
+            "min": float(train[target].min()),
+            "max": float(train[target].max()),
         },
         "warnings": warnings,
         "files": {name: sha256_file(d / name) for name in names},
@@ -267,7 +270,7 @@ def data_card(manifest: dict, cfg: Config) -> str:
         + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
         + ")",
         *([f"read:     {manifest['read']}"] if manifest.get("read") else []),
-        f"target:   {manifest['target']}  ({manifest['task']}; {balance})",
+        f"target:   {manifest['target']}  ({manifest['task']}; train part: {balance})",
         f"metric:   {manifest['metric']} ({direction(manifest['higher_is_better'])})",
         f"split:    {manifest['n_train']} train / {manifest['n_holdout']} holdout, {split}",
         f"folds:    {cfg.folds} folds x {repeats(cfg)} repeats = {manifest['n_folds']} scores per evaluation",

@@ -171,6 +171,7 @@ def run_step(args) -> int:
         raise
     if getattr(args, "note", None):
         _add_note(cfg, args.note)
+        print("note: added to notes.md")
     return rc
 
 
