@@ -22,10 +22,8 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
-import math
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -307,20 +305,7 @@ JOBS = {"night": job_night, "surveyor": job_surveyor, "flaml": job_flaml}
 
 
 def make_project(path: Path, data: str, target: str) -> Path:
-    path.mkdir(parents=True)
-    for name in sb.PROJECT_FILES:
-        if (ROOT / name).exists():
-            shutil.copy2(ROOT / name, path / name)
-    for name in sb.PROJECT_DIRS:
-        shutil.copytree(ROOT / name, path / name, ignore=shutil.ignore_patterns("__pycache__"))
-    text = (path / "pyproject.toml").read_text()
-    body = "".join(f"{k} = {json.dumps(v)}\n" for k, v in {**CONFIG, "data": data, "target": target}.items())
-    (path / "pyproject.toml").write_text(text[: text.index("[tool.autoresearch]")] + "[tool.autoresearch]\n" + body)
-    sb.sh(path, "git", "init", "-q", "-b", "main")
-    for k, v in (("user.email", "bench@example.invalid"), ("user.name", "bench")):
-        sb.sh(path, "git", "config", k, v)
-    sb.sh(path, "git", "add", "-A")
-    sb.sh(path, "git", "commit", "-q", "-m", "baseline")
+    sb.new_project(path, data, target, CONFIG)
     sb.cli(path, "prepare")
     return path
 
@@ -328,21 +313,8 @@ def make_project(path: Path, data: str, target: str) -> Path:
 def run_job(kind: str, template: Path, wall: float, workdir: Path) -> dict:
     project = workdir / f"{template.name}-{kind}"
     shutil.copytree(template, project, symlinks=True)
-    t0 = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, __file__, "--job", kind, "--project", str(project), "--wall", str(wall)],
-        capture_output=True,
-        text=True,
-    )
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        last = (proc.stderr or proc.stdout).strip().splitlines()[-3:] or ["?"]
-        return {"error": " | ".join(last), "job_s": time.monotonic() - t0}
-    return {**json.loads(lines[-1]), "job_s": time.monotonic() - t0}
-
-
-def fmt(x, digits=4) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+    argv = [sys.executable, __file__, "--job", kind, "--project", str(project), "--wall", str(wall)]
+    return sb.job_result(argv, time.monotonic())
 
 
 def markdown(results: list[dict], wall: float) -> str:
@@ -359,8 +331,8 @@ def markdown(results: list[dict], wall: float) -> str:
             d = (n["holdout"] - f["holdout"]) * (1 if hib else -1)
             verdict = f"{'ahead' if d > 0 else 'behind' if d < 0 else 'equal'} by {abs(d):.4f}"
         lines.append(
-            f"| {r['table']} | {r['rows']:,} | {r['metric']} | {fmt(n.get('baseline'))} | "
-            f"{fmt(n.get('holdout'))} | {fmt(s.get('holdout'))} | {fmt(f.get('holdout'))} "
+            f"| {r['table']} | {r['rows']:,} | {r['metric']} | {sb.fmt(n.get('baseline'))} | "
+            f"{sb.fmt(n.get('holdout'))} | {sb.fmt(s.get('holdout'))} | {sb.fmt(f.get('holdout'))} "
             f"({f.get('best_estimator', f.get('error', '?'))}) | {verdict} | "
             f"{n.get('steps', '-')}, {n.get('sweeps', '-')}, {n.get('kept', '-')}, {n.get('family', n.get('error'))} |"
         )
@@ -368,10 +340,7 @@ def markdown(results: list[dict], wall: float) -> str:
 
 
 def orchestrate(args) -> int:
-    try:
-        from flaml import AutoML  # noqa: F401
-    except ImportError as e:
-        print(f"FLAML does not import ({e}): `uv run --group bench python bench/night_bench.py`", file=sys.stderr)
+    if sb.flaml_missing("bench/night_bench.py"):
         return 2
     names = tuple(args.tables.split(",")) if args.tables else tuple(TABLES)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="night-bench-"))
@@ -395,25 +364,19 @@ def orchestrate(args) -> int:
                 **{kind: done[(n, kind)] for kind in JOBS},
             }
         )
-    table = markdown(results, args.wall)
-    print(table)
-    for r in results:
-        print(f"\n{r['table']} night: " + "; ".join(f"{w} {s} {t}s" for w, s, t in r["night"].get("log", [])))
-    print(f"\n(total {time.monotonic() - t0:.0f} s; work in {workdir})")
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1) + "\n\n" + table + "\n")
+    logs = [
+        f"{r['table']} night: " + "; ".join(f"{w} {s} {t}s" for w, s, t in r["night"].get("log", [])) for r in results
+    ]
+    sb.publish(
+        results, markdown(results, args.wall), logs, f"{time.monotonic() - t0:.0f} s; work in {workdir}", args.out
+    )
     return 0
 
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--wall", type=float, default=480, help="wall-clock seconds per arm (default 480)")
-    p.add_argument("--tables", help=f"comma-separated subset of {', '.join(TABLES)}")
-    p.add_argument("--parallel", type=int, default=2, help="arms side by side (default 2: one per core)")
-    p.add_argument("--workdir", help="where the projects go (default: a new temporary folder)")
-    p.add_argument("--out", help="also write the results (JSON and the markdown table) here")
-    p.add_argument("--job", choices=list(JOBS), help=argparse.SUPPRESS)
-    p.add_argument("--project", help=argparse.SUPPRESS)
+    sb.common_arguments(p, TABLES, JOBS)
     args = p.parse_args(argv)
     if args.job:
         print(json.dumps(JOBS[args.job](Path(args.project), args.wall)))

@@ -96,9 +96,8 @@ def cli(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
     return sh(cwd, sys.executable, "-m", "autoresearch.cli", *args, check=check)
 
 
-def make_table_project(path: Path, data: str, target: str) -> dict:
-    """A project whose history is: the repo's baseline train.py, then the LightGBM one. Run `base` is
-    started on the first: its holdout score is (a)."""
+def new_project(path: Path, data: str, target: str, config: dict) -> Path:
+    """A project on this table: the repo's files, [tool.autoresearch] = config + data + target, one commit."""
     path.mkdir(parents=True)
     for name in PROJECT_FILES:
         if (ROOT / name).exists():
@@ -106,14 +105,40 @@ def make_table_project(path: Path, data: str, target: str) -> dict:
     for name in PROJECT_DIRS:
         shutil.copytree(ROOT / name, path / name, ignore=shutil.ignore_patterns("__pycache__"))
     text = (path / "pyproject.toml").read_text()
-    table = {**CONFIG, "data": data, "target": target}
-    body = "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items())
+    body = "".join(f"{k} = {json.dumps(v)}\n" for k, v in {**config, "data": data, "target": target}.items())
     (path / "pyproject.toml").write_text(text[: text.index("[tool.autoresearch]")] + "[tool.autoresearch]\n" + body)
     sh(path, "git", "init", "-q", "-b", "main")
     for k, v in (("user.email", "bench@example.invalid"), ("user.name", "bench")):
         sh(path, "git", "config", k, v)
     sh(path, "git", "add", "-A")
     sh(path, "git", "commit", "-q", "-m", "baseline")
+    return path
+
+
+def flaml_missing(script: str) -> bool:
+    """True, with the command to use, when FLAML's AutoML does not import (it is in the bench group)."""
+    try:
+        from flaml import AutoML  # noqa: F401
+    except ImportError as e:
+        print(f"FLAML's AutoML does not import ({e}); run `uv run --group bench python {script}`", file=sys.stderr)
+        return True
+    return False
+
+
+def job_result(argv: list[str], t0: float) -> dict:
+    """Run a --job process; its last JSON line, or its error, with the job's wall time."""
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        last = (proc.stderr or proc.stdout).strip().splitlines()[-3:] or ["?"]
+        return {"error": " | ".join(last), "job_s": time.monotonic() - t0}
+    return {**json.loads(lines[-1]), "job_s": time.monotonic() - t0}
+
+
+def make_table_project(path: Path, data: str, target: str) -> dict:
+    """A project whose history is: the repo's baseline train.py, then the LightGBM one. Run `base` is
+    started on the first: its holdout score is (a)."""
+    new_project(path, data, target, CONFIG)
     base = sh(path, "git", "rev-parse", "HEAD").stdout.strip()
     (path / "train.py").write_text(LGBM)
     sh(path, "git", "commit", "-q", "-am", "lightgbm")
@@ -311,30 +336,8 @@ def run_job(kind: str, template: dict, budget: float, workdir: Path, name: str) 
         shutil.copytree(template["path"], project, symlinks=True)
     else:
         project = Path(template["path"])
-    t0 = time.monotonic()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--job",
-            kind,
-            "--project",
-            str(project),
-            "--budget",
-            str(budget),
-            "--lgbm",
-            template["lgbm"],
-            "--base",
-            template["base"],
-        ],
-        capture_output=True,
-        text=True,
-    )
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
-        return {"error": last[0], "job_s": time.monotonic() - t0}
-    return {**json.loads(lines[-1]), "job_s": time.monotonic() - t0}
+    argv = [sys.executable, __file__, "--job", kind, "--project", str(project), "--budget", str(budget)]
+    return job_result(argv + ["--lgbm", template["lgbm"], "--base", template["base"]], time.monotonic())
 
 
 def fmt(x, digits=4) -> str:
@@ -364,13 +367,7 @@ def markdown(results: list[dict]) -> str:
 
 
 def orchestrate(args) -> int:
-    try:
-        from flaml import AutoML  # noqa: F401
-    except ImportError as e:
-        print(
-            f"FLAML's AutoML does not import ({e}); run with `uv run --group bench python bench/surveyor_bench.py`",
-            file=sys.stderr,
-        )
+    if flaml_missing("bench/surveyor_bench.py"):
         return 2
     names, budgets = QUICK if args.quick else FULL
     if args.tables:
@@ -398,23 +395,40 @@ def orchestrate(args) -> int:
                     **{kind: done[(n, kind, b)] for kind in JOBS},
                 }
             )
-    table = markdown(results)
-    print(table)
-    print(f"\n(total {time.monotonic() - t0:.0f} s; {'quick' if args.quick else 'full'} run; work in {workdir})")
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1) + "\n\n" + table + "\n")
+    publish(
+        results,
+        markdown(results),
+        [],
+        f"{time.monotonic() - t0:.0f} s; {'quick' if args.quick else 'full'} run; work in {workdir}",
+        args.out,
+    )
     return 0
+
+
+def publish(results: list[dict], table: str, notes: list[str], footer: str, out: str | None) -> None:
+    """The table, notes under it and a footer on stdout; with `out`, the results as JSON and the table there."""
+    print(table)
+    for line in notes:
+        print(f"\n{line}")
+    print(f"\n(total {footer})")
+    if out:
+        Path(out).write_text(json.dumps(results, indent=1) + "\n\n" + table + "\n")
+
+
+def common_arguments(p: argparse.ArgumentParser, tables: dict, jobs: dict) -> None:
+    """What every side-by-side bench takes: a subset of tables, the parallelism, where and what to write."""
+    p.add_argument("--tables", help=f"comma-separated subset of {', '.join(tables)}")
+    p.add_argument("--parallel", type=int, default=2, help="jobs side by side (default 2: one per core)")
+    p.add_argument("--workdir", help="where the projects go (default: a new temporary folder)")
+    p.add_argument("--out", help="also write the results (JSON and the markdown table) here")
+    p.add_argument("--job", choices=list(jobs), help=argparse.SUPPRESS)
+    p.add_argument("--project", help=argparse.SUPPRESS)
 
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="two tables, a 30 s budget (a few minutes in all)")
-    p.add_argument("--tables", help=f"comma-separated subset of {', '.join(TABLES)}")
-    p.add_argument("--parallel", type=int, default=2, help="jobs side by side (default 2: one per core)")
-    p.add_argument("--workdir", help="where the projects go (default: a new temporary folder)")
-    p.add_argument("--out", help="also write the results (JSON and the markdown table) here")
-    p.add_argument("--job", choices=list(JOBS), help=argparse.SUPPRESS)
-    p.add_argument("--project", help=argparse.SUPPRESS)
+    common_arguments(p, TABLES, JOBS)
     p.add_argument("--budget", type=float, help=argparse.SUPPRESS)
     p.add_argument("--lgbm", help=argparse.SUPPRESS)
     p.add_argument("--base", help=argparse.SUPPRESS)
