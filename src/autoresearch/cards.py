@@ -178,18 +178,20 @@ def step_line(
     """`iter 7 | roc_auc 0.9182 (Δ +0.0041 ± 0.0018, p=0.01) | KEPT | eval 12.3s of 120s, fit ~1.1s/fold, step
     14.0s | model: LightGBM with 31 leaves`. back_to: the iteration a reverted train.py is again; steps: the
     run's ledger rows, for the plateau advice (so the agent needs no status card to see one)."""
-    line = _step_line(rec, metric, cfg, back_to)
-    hint = plateau(cfg, steps) if cfg is not None and steps else None
-    return f"{line} | {hint}" if hint else line
+    n = since_keep(steps) if cfg is not None and steps else 0
+    hint = (
+        f"plateau: {n} without a keep (change category, or sweep)" if cfg is not None and n >= cfg.plateau_after else ""
+    )
+    return _step_line(rec, metric, cfg, back_to, hint)
 
 
-def _step_line(rec: Record, metric: str, cfg: Config | None, back_to: int | None) -> str:
+def _step_line(rec: Record, metric: str, cfg: Config | None, back_to: int | None, hint: str) -> str:
     hyp, cat = rec.hypothesis or "?", rec.category or "?"
     what = text.shown(hyp if hyp.lower().startswith(cat.lower() + ":") else f"{cat}: {hyp}")
     secs = _seconds(rec, cfg)
     unprotected = [] if cfg is None or cfg.sandbox else ["not protected (sandbox = false)"]
     if rec.status in (CRASH, TIMEOUT, INVALID):
-        parts = [f"iter {rec.iter}", _label(rec, back_to), rec.reason or "", secs, what]
+        parts = [f"iter {rec.iter}", _label(rec, back_to), rec.reason or "", secs, hint, what]
         if rec.status != INVALID:
             parts.append(f"code kept at refs/autoresearch/{rec.tag}/discarded/{rec.iter}")
         elif not rec.commit:
@@ -198,7 +200,15 @@ def _step_line(rec: Record, metric: str, cfg: Config | None, back_to: int | None
     score = f"{metric} {rec.mean:.4f}"
     if rec.delta is not None:
         score += f" (Δ {rec.delta:+.4f}{_pm(rec.se_delta)}{_p_text(rec)})"
-    parts = [f"iter {rec.iter}", score, *_second_look_text(rec), _label(rec, back_to), secs, what]
+    parts = [
+        f"iter {rec.iter}",
+        score,
+        *_second_look_text(rec),
+        _label(rec, back_to),
+        secs,
+        *[hint][: bool(hint)],
+        what,
+    ]
     if rec.budget_share >= BUDGET_WARNING:
         whose = "" if rec.status in keep_rule.KEPT else " (this reverted candidate)"
         parts.append(f"warning: used {rec.budget_share:.0%} of the evaluation budget{whose}")
