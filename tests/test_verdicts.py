@@ -170,8 +170,8 @@ def test_the_line_says_why_a_second_look_did_not_happen():
     why = timeout_reason(slow, cfg, 10, [58.0, 59.0])
     assert why.startswith("over the 120 s budget after 2/10 folds (~58 s fit per fold; all folds need ~585 s)")
     assert why.endswith(
-        "the folds used 0.8 of their 2 threads' cores: the machine is busy or the threads wait on "
-        "each other, so fewer threads (n_jobs) may be as fast"
+        "the folds used 0.8 of their 2 threads' cores (the machine is busy): make the model itself cheaper "
+        "and keep n_jobs=N_JOBS"
     )
     slow.cpu_s = 230.0
     assert "threads' cores" not in timeout_reason(slow, cfg, 10, [58.0, 59.0])

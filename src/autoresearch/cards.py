@@ -280,8 +280,8 @@ def timeout_reason(rec: Record, cfg: Config, n_folds: int, fit_s: list[float]) -
     wall = sum(rec.fold_s or [])
     if rec.cpu_s is not None and wall > 0 and cfg.n_jobs > 1 and rec.cpu_s / wall < 0.6 * cfg.n_jobs:
         busy = (
-            f"; the folds used {rec.cpu_s / wall:.1f} of their {cfg.n_jobs} threads' cores: the machine is busy "
-            "or the threads wait on each other, so fewer threads (n_jobs) may be as fast"
+            f"; the folds used {rec.cpu_s / wall:.1f} of their {cfg.n_jobs} threads' cores (the machine is busy): "
+            "make the model itself cheaper and keep n_jobs=N_JOBS"
         )
     return (
         f"{early}over the {cfg.budget_s:g} s budget after {len(fit_s)}/{n_folds} folds (~{per:.0f} s fit per fold; "

@@ -93,6 +93,18 @@ def read_params(source: str) -> dict:
     return out
 
 
+def declaration_lines(source: str, names=("HYPOTHESIS", "CATEGORY", "PARAMS")) -> list[str]:
+    """The source lines of the top-level statements that assign `names`, in file order (what a sweep
+    rewrote, so the agent's next Edit can start from them without a Read)."""
+    lines = source.splitlines()
+    out = []
+    for node in _parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        if any(isinstance(t, ast.Name) and t.id in names for t in targets):
+            out += lines[node.lineno - 1 : node.end_lineno]
+    return out
+
+
 def read_space(source: str) -> dict | None:
     """SEARCH_SPACE as written, or None when train.py declares none."""
     node = _assignments(_parse(source)).get("SEARCH_SPACE")

@@ -6,7 +6,9 @@ The agent is the scout (which model, which features), Optuna the surveyor (which
   2. runs the study (autoresearch.study) under one hard budget: trials are scored on the sweep's own folds
      through the sandboxed engine, pruned fold by fold; the current PARAMS are the first trial;
   3. writes the best PARAMS back into train.py's PARAMS literal (nothing else moves), says so in HYPOTHESIS
-     and CATEGORY, and records .autoresearch/runs/<tag>/sweep.json, so the next `step` marks its row.
+     and CATEGORY, and records .autoresearch/runs/<tag>/sweep.json, so the step marks its row;
+  4. steps it (unless --no-step): the ratchet judges the new PARAMS on its own folds, so a sweep is one
+     command of the loop, and a kept sweep prints the declarations as they now stand in train.py.
 
 The study lives in an Optuna JournalStorage file under .autoresearch/runs/<tag>/sweep/ (resumable: the
 same study name continues it) or in any Optuna storage URL (--storage), which sweeps on several machines
@@ -64,14 +66,38 @@ def run_sweep(args) -> int:
         study.run(cfg, cfg.root / layout.TRAIN, plan, log, logs)
         log.end_progress()
         _postflight(cfg, source, log)
-        return _hand_off(cfg, run, source, plan, log, m, time.monotonic() - t0)
+        rc, wrote = _hand_off(cfg, run, source, plan, log, m, time.monotonic() - t0, step=not args.no_step)
+    if not wrote or args.no_step:
+        return rc
+    return _step(cfg, args.note)
+
+
+def _step(cfg: Config, note: str | None) -> int:
+    """The ratchet judges what the sweep wrote; when it keeps it, the lines the agent's next Edit starts from."""
+    import argparse
+
+    from autoresearch.ratchet import run_step
+
+    before = runstate.current_run(cfg.root).incumbent.commit
+    rc = run_step(argparse.Namespace(note=note))
+    if runstate.current_run(cfg.root).incumbent.commit != before:
+        source = (cfg.root / layout.TRAIN).read_text(encoding="utf-8", errors="replace")
+        print("train.py now starts (the rest is as it was):")
+        print("\n".join(f"  {line}" for line in search_space.declaration_lines(source)))
+    return rc
 
 
 def add_arguments_sweep(p) -> None:
     p.epilog = (
-        "Searches train.py's SEARCH_SPACE, writes the best PARAMS into train.py, then `uv run autoresearch "
-        "step` lets the ratchet judge it on its own folds."
+        "Searches train.py's SEARCH_SPACE, writes the best PARAMS into train.py, then steps it: the ratchet "
+        "judges them on its own folds (one more evaluation after the budget) and keeps or reverts them."
     )
+    p.add_argument(
+        "--no-step",
+        action="store_true",
+        help="write the best PARAMS into train.py and stop there; `uv run autoresearch step` judges them later",
+    )
+    p.add_argument("--note", metavar="TEXT", help="a line for notes.md, added by the step (see `step --help`)")
     p.add_argument("--trials", type=int, help="stop after this many trials (default: as many as the budget allows)")
     p.add_argument(
         "--budget",
@@ -283,7 +309,10 @@ def _postflight(cfg: Config, source: str, log: study.Log) -> None:
 # The hand-off to the ratchet
 
 
-def _hand_off(cfg: Config, run: Run, source: str, plan: study.Plan, log: study.Log, m: dict, wall_s: float) -> int:
+def _hand_off(
+    cfg: Config, run: Run, source: str, plan: study.Plan, log: study.Log, m: dict, wall_s: float, step: bool
+) -> tuple[int, bool]:
+    """Report the sweep, write the best PARAMS into train.py when they differ; (exit code, written)."""
     totals, best, metric = log.totals(), log.best(), m["metric"]
     names = [d.name for d in plan.dims]
     here = (
@@ -300,8 +329,11 @@ def _hand_off(cfg: Config, run: Run, source: str, plan: study.Plan, log: study.L
     for reason in log.errors[-1:]:
         print(f"worker: {reason}")
     if best is None:
-        print("no trial completed, so train.py is unchanged; give a larger --budget (or a cheaper train.py)")
-        return 1
+        print(
+            "no trial completed, so train.py is unchanged and there is nothing to step; give a larger --budget "
+            "(or a cheaper train.py)"
+        )
+        return 1, False
     current = log.current_value(plan.current)
     base = f" (current PARAMS: {current:.4f})" if current is not None else ""
     print(f"search best: {metric} {best['value']:.4f} on the sweep's own folds, trial {best['number']}{base}")
@@ -329,8 +361,8 @@ def _hand_off(cfg: Config, run: Run, source: str, plan: study.Plan, log: study.L
     path = cfg.root / layout.TRAIN
     if not changes:
         print(
-            "the current PARAMS are the best the sweep found: train.py is unchanged. Next: a structural change "
-            "(features, model), or widen SEARCH_SPACE"
+            "the current PARAMS are the best the sweep found: train.py is unchanged and there is nothing to "
+            "step (these knobs are done). Next: a structural change (features, model), or widen SEARCH_SPACE"
         )
     else:
         hypothesis = f"sweep: {totals['trials']} trials ({totals['pruned']} pruned) over {', '.join(names)}"
@@ -341,12 +373,16 @@ def _hand_off(cfg: Config, run: Run, source: str, plan: study.Plan, log: study.L
             + "".join(f", {k} unchanged" for k in names if k not in changes)
         )
         print(
-            "train.py now has these PARAMS (HYPOTHESIS and CATEGORY say it was a sweep); run "
-            "`uv run autoresearch step`: the ratchet judges it on its own folds, keeps it or reverts it"
+            "train.py now has these PARAMS (HYPOTHESIS and CATEGORY say it was a sweep); "
+            + (
+                "the step judges them on its own folds:"
+                if step
+                else "run `uv run autoresearch step`: the ratchet judges them on its own folds, keeps or reverts them"
+            )
         )
     info["train_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     write_json(runstate.run_dir(cfg.root, run.tag) / "sweep.json", info)
-    return 0
+    return 0, bool(changes)
 
 
 def _changes(best: dict, current: dict, dims) -> dict:
