@@ -64,6 +64,20 @@ def _module(verb: str):
         sys.exit(f"error: `autoresearch {verb}` is not available in this installation ({name} is missing)")
 
 
+def entry() -> None:
+    """The `autoresearch` console script: main(), then end at once. The interpreter's teardown of pandas,
+    scikit-learn and git costs tenths of a second on every step, and every verb has closed what it opened."""
+    from autoresearch.boot import end_process
+
+    try:
+        code = main()
+    except SystemExit as e:  # argparse, and sys.exit("error: ...") for a missing verb module
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr)
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    end_process(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     from autoresearch.errors import UserError
 
@@ -110,4 +124,4 @@ def add_arguments_prepare(p: argparse.ArgumentParser) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -127,6 +127,7 @@ class Session:
         the labels and the metric, or a step's checks and commit)."""
         if self.current is None:
             self.current = Lane(self.cfg, self.train_py, **self.args)
+            warm(self.current.prepare_values["METRIC"], self.current.prepare_values["TASK"])
         return self
 
     def set_deadline(self, deadline: float) -> None:
@@ -253,7 +254,6 @@ def cross_validate(
     try:
         session.start()  # the worker imports its libraries while this side loads the labels and the metric
         data = Prepared.load(cfg, folds)
-        warm(data.metric)
         run_folds(session, data, out, params=params, on_fold=on_fold, budget=(start, budget))
     except Pruned:
         out.status = "pruned"
@@ -279,7 +279,6 @@ def fit_holdout(
     try:
         session.start()
         data = Prepared.load(cfg, folds=None)
-        warm(data.metric)
         import numpy as np
 
         y = data.labels["train"]
@@ -312,9 +311,17 @@ def _fold_reason(f: FoldOutput) -> str:
 _warmed: set[str] = set()
 
 
-def warm(metric) -> None:
-    """Import the metric's scoring code in the background, while the sandbox starts."""
-    if metric.name in _warmed:
+def warm(metric_name: str | None, task: str | None) -> None:
+    """Import the metric's scoring code in the background, from the moment a sandbox starts: it then runs
+    beside the worker's own imports (one core each) rather than beside the first folds' fits, and the first
+    fold's score does not wait for it."""
+    if not task or metric_name in _warmed:
         return
-    _warmed.add(metric.name)
+    _warmed.add(metric_name)
+    from autoresearch.metrics import resolve_metric
+
+    try:
+        metric = resolve_metric(metric_name, task, check_task=False)
+    except (KeyError, ValueError):
+        return  # Prepared.load reports it
     threading.Thread(target=metric.warm, daemon=True).start()

@@ -157,7 +157,6 @@ def run(cfg: Config, train_py: Path, plan: Plan, log: Log, log_dir: Path) -> Non
     if shared:  # stop early enough to read the shared study once more, before the hard deadline
         plan.deadline -= FINAL_READ_S
     data = engine.Prepared.load(cfg, "sweep")
-    engine.warm(data.metric)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     threads = [
         threading.Thread(
