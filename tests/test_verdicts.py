@@ -83,6 +83,10 @@ def test_deleting_a_docstring_is_not_a_simplification(proj):
     proj.write("train.py", declare(cut, "drop model's docstring", "simplify"))
     line = step_line(proj, 1)
     assert "| roc_auc " in line and "(Δ +0.0000 ± 0.0000" in line and "| NOOP (reverted to iter 0) |" in line, line
+    # a simplification that was not worse says what SIMPLIFIED and FASTER would have needed
+    n = record(proj, 0)["statements"]
+    assert f"| not worse, not lighter: {n} statements (SIMPLIFIED needs < {n}), " in line, line
+    assert "s on the folds (FASTER needs <= " in line and len(line) < 400, line
 
 
 def test_deleting_an_unused_branch_is_simplified(proj):

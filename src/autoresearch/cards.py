@@ -245,6 +245,8 @@ def near_miss(rec: Record) -> bool:
 
 
 def _second_look_text(rec: Record) -> list[str]:
+    if (rec.reason or "").startswith("not worse, not lighter"):
+        return [text.shown(rec.reason, 160)]
     if rec.looks != 2 and (rec.reason or "").startswith("borderline; "):  # asked for, but it did not finish
         why = rec.reason.removeprefix("borderline; ")
         why = why.replace("no second look: ", "no 2nd look: ").replace("the second look ", "2nd look ")

@@ -76,9 +76,21 @@ def judge(cfg: Config, repo, run: Run, pending: Pending, out: engine.Outcome, da
         rec.p_not_worse, rec.margin = v.p_not_worse, terms.margin
         if v.look_again:
             _second_look(cfg, repo, run, pending, rec, v, terms)
+        elif rec.status == keep_rule.NOOP and rec.category.lower() == "simplify" and v.p_not_worse < cfg.alpha:
+            rec.reason = _not_lighter(cfg, repo, inc, pending, out)
     rec.wall_s = time.monotonic() - t0
     rec.budget_share = out.wall_s / cfg.budget_s
     return rec
+
+
+def _not_lighter(cfg: Config, repo, inc: Incumbent, pending: Pending, out: engine.Outcome) -> str:
+    """A simplification that was not worse and still not kept: what SIMPLIFIED and FASTER would have needed."""
+    had = inc.statements or statements(gitops.show(repo, inc.commit))
+    why = f"not worse, not lighter: {pending.statements} statements (SIMPLIFIED needs < {had})"
+    if inc.cost_s == inc.cost_s:  # an older run.json has no fold time for its incumbent
+        need = max(keep_rule.FASTER_SHARE * inc.cost_s, keep_rule.FASTER_MIN_BUDGET * cfg.budget_s)
+        why += f", {sum(out.fold_s):.0f}s on the folds (FASTER needs <= {inc.cost_s - need:.0f}s)"
+    return why
 
 
 def _lighter(cfg: Config, repo, inc: Incumbent, pending: Pending, out: engine.Outcome) -> keep_rule.Lighter:
