@@ -207,17 +207,22 @@ def job_night(project: Path, wall: float) -> dict:
         blocks["params"] = params
 
     def sweep(budget: float) -> None:
-        nonlocal sweeps
+        """A sweep steps its own result when it changed PARAMS (one command, as the agent runs it)."""
+        nonlocal sweeps, steps
         if budget < 30 or not blocks.get("space"):
             return
         s0 = time.monotonic()
+        rows = len(sb.rows(project, tag))
         sb.cli(project, "sweep", "--budget", str(int(budget)), check=False)
         sweeps += 1
         info = json.loads((project / ".autoresearch" / "runs" / tag / "sweep.json").read_text())
+        stepped = len(sb.rows(project, tag)) > rows
+        status = sb.last_row(project, tag)["status"] if stepped else ""
+        steps += stepped
         log.append(
-            (f"sweep {int(budget)} s: {info['this_sweep']['trials']} trials", "", round(time.monotonic() - s0, 1))
+            (f"sweep {int(budget)} s: {info['this_sweep']['trials']} trials", status, round(time.monotonic() - s0, 1))
         )
-        if info["changed"] and step(None, "hand-off") in KEPT:
+        if status in KEPT:
             adopt_params()
 
     def cost() -> float:  # the next step's likely seconds: a typical one's, with a margin

@@ -164,11 +164,15 @@ def holdout_at(project: Path, tag: str, it: int) -> float | None:
     return next((e["holdout"] for e in entries if e["iter"] == it), None)
 
 
-def last_row(project: Path, tag: str) -> dict:
+def rows(project: Path, tag: str) -> list[dict]:
     sys.path.insert(0, str(project))
     from autoresearch import ledger
 
-    return ledger.read(Path(project), tag)[-1]
+    return ledger.read(Path(project), tag)
+
+
+def last_row(project: Path, tag: str) -> dict:
+    return rows(project, tag)[-1]
 
 
 # ---------------------------------------------------------------------------
@@ -176,9 +180,10 @@ def last_row(project: Path, tag: str) -> dict:
 
 
 def sweep_then_step(project: Path, tag: str, budget: float) -> dict:
-    """`sweep --budget B`, then `step` when it changed PARAMS: what the sweep did and the ratchet's verdict."""
+    """`sweep --budget B --no-step` (its wall time is the search's alone), then `step` when it changed PARAMS:
+    what the sweep did and the ratchet's verdict."""
     t0 = time.monotonic()
-    r = cli(project, "sweep", "--budget", str(budget), check=False)
+    r = cli(project, "sweep", "--no-step", "--budget", str(budget), check=False)
     wall = time.monotonic() - t0
     info = json.loads((project / ".autoresearch" / "runs" / tag / "sweep.json").read_text())
     verdict = "unchanged"
