@@ -286,9 +286,10 @@ def test_a_sweep_that_finds_nothing_better_steps_nothing(proj):
     rows = len(ledger.read(proj.path, "sw"))
     r = proj.cli("sweep", "--trials", "1", "--budget", str(BUDGET), "--study", "one")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "the current PARAMS are the best the sweep found: train.py is unchanged and there is nothing to step" in (
+    assert "no trial beat the current PARAMS on the sweep's folds: train.py is unchanged and there is nothing to " in (
         r.stdout
     )
+    assert "on the run's own journal)" in r.stdout, r.stdout
     assert len(ledger.read(proj.path, "sw")) == rows and "iter " not in r.stdout
     assert proj.git("status", "--porcelain") == ""
 

@@ -97,7 +97,8 @@ def test_deleting_an_unused_branch_is_simplified(proj):
     assert branch in src
     proj.write("train.py", declare(src.replace(branch, ""), "drop the regression branch", "simplify"))
     line = step_line(proj, 2)
-    assert "| SIMPLIFIED (kept) |" in line, line
+    n = record(proj, 0)["statements"]
+    assert "| SIMPLIFIED (kept) |" in line and f"| {n} -> {n - 2} executable statements |" in line, line
     rec = record(proj, 2)
     assert (
         rec["status"] == "simplify" and rec["p_not_worse"] == 0.0 and rec["statements"] < record(proj, 0)["statements"]
@@ -114,9 +115,16 @@ def test_a_new_knob_arrives_with_its_search_space(proj):
     bare = src.replace(", " + tol + "}", "}")
     proj.write("train.py", declare(bare, "read tol from PARAMS, no range", "params"))
     assert "| NOOP (reverted to iter 2) |" in step_line(proj, 3)
-    proj.write("train.py", declare(src, "read tol from PARAMS for the sweep", "params"))
+    # a new knob at another value than the model used moves the scores: a change of the model, not a knob
+    moved = src.replace('"tol": 0.0001}', '"tol": 0.003}')
+    proj.write("train.py", declare(moved, "read tol from PARAMS at 0.003", "params"))
     line = step_line(proj, 4)
-    assert "| KNOB ADDED (kept) |" in line, line
+    assert (
+        "| NOOP (reverted to iter 2) |" in line and "| not worse, not KNOB ADDED: new knobs tol, but the fold " in line
+    ), line
+    proj.write("train.py", declare(src, "read tol from PARAMS for the sweep", "params"))
+    line = step_line(proj, 5)
+    assert "| KNOB ADDED (kept) |" in line and "| new knobs tol, same fold scores: sweep them next |" in line, line
     assert proj.git("log", "-1", "--format=%s") == "read tol from PARAMS for the sweep"
 
 

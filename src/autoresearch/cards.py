@@ -96,7 +96,8 @@ def rule_lines(cfg: Config, manifest: dict, incumbent_se: float) -> list[str]:
             "kept as SIMPLIFIED with fewer executable statements (comments, docstrings, HYPOTHESIS, CATEGORY and "
             f"SEARCH_SPACE do not count), as FASTER with >= {keep_rule.FASTER_SHARE:.0%} and >= "
             f"{keep_rule.FASTER_MIN_BUDGET * cfg.budget_s:.0f} s less time on the folds, as KNOB ADDED with new "
-            "PARAMS keys, each in SEARCH_SPACE",
+            "PARAMS keys, each in SEARCH_SPACE, and the best's very fold scores (the keys at the values the model "
+            "used); the margin moves with the best",
         ),
         ("NOOP", f"the rest; a near-miss when Δ > 0 and its last p < {keep_rule.NEAR_MISS_P:g}"),
     ]
@@ -245,8 +246,10 @@ def near_miss(rec: Record) -> bool:
 
 
 def _second_look_text(rec: Record) -> list[str]:
-    if (rec.reason or "").startswith("not worse, not lighter"):
-        return [text.shown(rec.reason, 160)]
+    """The evidence segment after the score: a second look, why none was taken, or what a not-worse verdict
+    rested on (SIMPLIFIED, FASTER, KNOB ADDED) or lacked."""
+    if rec.status in (SIMPLIFY, FASTER, KNOB) and rec.reason or (rec.reason or "").startswith("not worse, not "):
+        return [text.shown(rec.reason, 170)]
     if rec.looks != 2 and (rec.reason or "").startswith("borderline; "):  # asked for, but it did not finish
         why = rec.reason.removeprefix("borderline; ")
         why = why.replace("no second look: ", "no 2nd look: ").replace("the second look ", "2nd look ")

@@ -54,13 +54,14 @@ def judge(cfg: Config, repo, run: Run, pending: Pending, out: engine.Outcome, da
         if out.status == "timeout":
             rec.reason = cards.timeout_reason(rec, cfg, m["n_folds"], out.fit_s)
     else:
+        lighter, what = _lighter(cfg, repo, inc, pending, out)
         terms = keep_rule.Terms(
             higher_is_better=m["higher_is_better"],
             ratio=m["fold_ratio"],
             alpha=cfg.alpha,
             min_delta=cfg.min_delta,
             margin=keep_rule.margin_of(inc.se),
-            lighter=_lighter(cfg, repo, inc, pending, out),
+            lighter=lighter,
         )
         v = keep_rule.decide(
             out.scores, inc.scores, terms, rule=cfg.keep_rule, second_look=m.get("n_confirm_folds", 0) > 0
@@ -76,6 +77,10 @@ def judge(cfg: Config, repo, run: Run, pending: Pending, out: engine.Outcome, da
         rec.p_not_worse, rec.margin = v.p_not_worse, terms.margin
         if v.look_again:
             _second_look(cfg, repo, run, pending, rec, v, terms)
+        elif rec.status in what:
+            rec.reason = what[rec.status]
+        elif rec.status == keep_rule.NOOP and v.p_not_worse < cfg.alpha and what.get("moved"):
+            rec.reason = what["moved"]
         elif rec.status == keep_rule.NOOP and rec.category.lower() == "simplify" and v.p_not_worse < cfg.alpha:
             rec.reason = _not_lighter(cfg, repo, inc, pending, out)
     rec.wall_s = time.monotonic() - t0
@@ -93,15 +98,34 @@ def _not_lighter(cfg: Config, repo, inc: Incumbent, pending: Pending, out: engin
     return why
 
 
-def _lighter(cfg: Config, repo, inc: Incumbent, pending: Pending, out: engine.Outcome) -> keep_rule.Lighter:
-    """What the candidate has besides its score, against the incumbent (whose counts an older run.json lacks)."""
+def _lighter(
+    cfg: Config, repo, inc: Incumbent, pending: Pending, out: engine.Outcome
+) -> tuple[keep_rule.Lighter, dict[str, str]]:
+    """What the candidate has besides its score, against the incumbent (whose counts an older run.json lacks),
+    and for each verdict it could earn, the words that say why ("moved": new knobs whose scores moved).
+    KNOB ADDED needs the incumbent's very fold scores: a knob added at the value the model used changes
+    nothing, so anything else is a change of the model that has to win on its own."""
     before = gitops.show(repo, inc.commit)
     now = gitops.show(repo, pending.candidate)
-    return keep_rule.Lighter(
-        simpler=pending.statements < (inc.statements or statements(before)),
-        faster=keep_rule.faster(sum(out.fold_s), sum(out.cpu_s), inc.cost_s, inc.cpu_s, cfg.budget_s),
-        knob=bool(search_space.new_knobs(now, before)),
+    had = inc.statements or statements(before)
+    keys = search_space.new_knobs(now, before)
+    same = len(out.scores) == len(inc.scores) and all(
+        abs(a - b) <= 1e-12 for a, b in zip(out.scores, inc.scores, strict=True)
     )
+    folds, what = sum(out.fold_s), {}
+    what[keep_rule.SIMPLIFY] = f"{had} -> {pending.statements} executable statements"
+    what[keep_rule.FASTER] = f"{folds:.0f}s on the folds (the incumbent's {inc.cost_s:.0f}s)"
+    what[keep_rule.KNOB] = f"new knobs {', '.join(keys)}, same fold scores: sweep them next"
+    if keys and not same:
+        what["moved"] = (
+            f"not worse, not KNOB ADDED: new knobs {', '.join(keys)}, but the fold scores moved (KNOB ADDED "
+            "needs them at the values the model used, then a sweep)"
+        )
+    return keep_rule.Lighter(
+        simpler=pending.statements < had,
+        faster=keep_rule.faster(folds, sum(out.cpu_s), inc.cost_s, inc.cpu_s, cfg.budget_s),
+        knob=bool(keys) and same,
+    ), what
 
 
 def _second_look(

@@ -322,10 +322,8 @@ def _hand_off(
     failed = [t for t in log.trials if t["state"] == "fail" and t.get("reason")]
     if failed:
         here += f" (last failure: {text.shown(failed[-1]['reason'], 200)})"
-    print(
-        f"sweep: {here} (study {plan.study}: {totals['trials']} trials in all, on "
-        f"{describe_storage(plan.storage, cfg.root)})"
-    )
+    where = "the run's own journal" if plan.storage.default else describe_storage(plan.storage, cfg.root)
+    print(f"sweep: {here} (study {plan.study}: {totals['trials']} trials in all, on {where})")
     for reason in log.errors[-1:]:
         print(f"worker: {reason}")
     if best is None:
@@ -338,6 +336,8 @@ def _hand_off(
     base = f" (current PARAMS: {current:.4f})" if current is not None else ""
     print(f"search best: {metric} {best['value']:.4f} on the sweep's own folds, trial {best['number']}{base}")
     changes = _changes(best["params"], plan.current, plan.dims)
+    if current is not None and not _beats(best["value"], current, m["higher_is_better"]):
+        changes = {}  # a tie with other PARAMS is no evidence: stepping it would spend an evaluation on nothing
     info = {
         "study": plan.study,
         "storage": describe_storage(plan.storage, cfg.root),
@@ -361,8 +361,9 @@ def _hand_off(
     path = cfg.root / layout.TRAIN
     if not changes:
         print(
-            "the current PARAMS are the best the sweep found: train.py is unchanged and there is nothing to "
-            "step (these knobs are done). Next: a structural change (features, model), or widen SEARCH_SPACE"
+            "no trial beat the current PARAMS on the sweep's folds: train.py is unchanged and there is nothing "
+            "to step (not an iteration; these knobs are done). Next: a structural change (features, model), or "
+            "widen SEARCH_SPACE"
         )
     else:
         hypothesis = f"sweep: {totals['trials']} trials ({totals['pruned']} pruned) over {', '.join(names)}"
@@ -383,6 +384,10 @@ def _hand_off(
     info["train_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     write_json(runstate.run_dir(cfg.root, run.tag) / "sweep.json", info)
     return 0, bool(changes)
+
+
+def _beats(value: float, current: float, higher_is_better: bool) -> bool:
+    return value > current if higher_is_better else value < current
 
 
 def _changes(best: dict, current: dict, dims) -> dict:
