@@ -52,6 +52,8 @@ def main(argv: list[str]) -> int:
             pass
     import pandas as pd
 
+    if any(name.split(".")[0] == "sklearn" for name in init["preload"]):
+        _warm_sklearn()
     frames = {part: pd.read_parquet(path) for part, path in init["features"].items()}
     why = None
     if init["isolate"]:
@@ -64,6 +66,32 @@ def main(argv: list[str]) -> int:
     )
     _serve(init, frames, ctl, isolated)
     return 0
+
+
+def _warm_sklearn() -> None:
+    """Every fold is a fresh fork of this server, so what scikit-learn imports lazily on its first fit would be
+    imported again by every fold (its DataFrame support pulls in narwhals: half a small fold's fit time). One
+    fit of a generic pipeline on a made-up frame does it here, once; library code only, no train.py, no rows."""
+    try:
+        import numpy as np
+        import pandas as pd
+        from sklearn.compose import ColumnTransformer, make_column_selector
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+        state = np.random.get_state()
+        X = pd.DataFrame({"n": np.arange(8.0), "c": pd.Categorical(list("abcd") * 2)})
+        columns = ColumnTransformer(
+            [
+                ("n", StandardScaler(), make_column_selector(dtype_include="number")),
+                ("c", OneHotEncoder(handle_unknown="ignore"), make_column_selector(dtype_include="category")),
+            ]
+        )
+        make_pipeline(columns, LogisticRegression()).fit(X, [0, 1] * 4).predict_proba(X)
+        np.random.set_state(state)
+    except Exception:  # noqa: BLE001 - a warm-up only: the folds import whatever it did not
+        pass
 
 
 def _serve(init: dict, frames: dict, ctl: socket.socket, isolated: bool) -> None:
