@@ -274,8 +274,7 @@ def test_timeout_kills_the_whole_family_and_a_second_step_is_refused(proj):
     assert re.fullmatch(
         rf"iter {it} \| TIMEOUT \(reverted to iter \d+\) \| (exceeded|over) the {BUDGET} s budget[^|]* \| "
         rf"eval [\d.]+s of {BUDGET}s(, fit ~[\d.]+s/fold)?, step [\d.]+s \| "
-        rf"faults: hang: a native busy loop and a deaf daemon \| "
-        rf"code kept at refs/autoresearch/{TAG}/discarded/{it}",
+        rf"faults: hang: a native busy loop and a deaf daemon",
         verdict_of(out, it),
     )
     rec = assert_failed_step(proj, before, "timeout", cand)

@@ -193,9 +193,7 @@ def _step_line(rec: Record, metric: str, cfg: Config | None, back_to: int | None
     unprotected = [] if cfg is None or cfg.sandbox else ["not protected (sandbox = false)"]
     if rec.status in (CRASH, TIMEOUT, INVALID):
         parts = [f"iter {rec.iter}", _label(rec, back_to), rec.reason or "", secs, hint, what]
-        if rec.status != INVALID:
-            parts.append(f"code kept at refs/autoresearch/{rec.tag}/discarded/{rec.iter}")
-        elif not rec.commit:
+        if rec.status == INVALID and not rec.commit:
             parts[1] += ", nothing committed"
         return " | ".join(p for p in parts + unprotected if p)
     score = f"{metric} {rec.mean:.4f}"

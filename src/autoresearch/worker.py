@@ -228,7 +228,7 @@ def _fold(
             os._exit(0)  # a spare fold the parent no longer needs: nothing to say
         _run(init, frames, pickle.loads(payload), sock)
     except BaseException as e:  # noqa: BLE001 - whatever happens, the parent hears one line
-        traceback.print_exc()
+        _print_error(e)
         if sock is not None:
             try:
                 wire.send_json(sock, {"event": "error", **_classify(e)})
@@ -236,6 +236,20 @@ def _fold(
                 pass
     finally:
         end_process(0)
+
+
+def _print_error(e: BaseException) -> None:
+    """The traceback the agent reads (the step line shows its last lines): the error train.py caused, from
+    train.py down into the libraries, without this module's frames or the wrapper that names the fold (the
+    one-line reason already says that)."""
+    root = e.__cause__ if isinstance(e, RuntimeError) and e.__cause__ is not None else e
+    try:
+        tb = traceback.TracebackException.from_exception(root)
+        ours = os.path.dirname(os.path.abspath(__file__))
+        tb.stack = traceback.StackSummary.from_list([f for f in tb.stack if os.path.dirname(f.filename) != ours])
+        sys.stderr.write("".join(tb.format(chain=False)))
+    except Exception:  # noqa: BLE001 - an exception that will not format still gets its standard print
+        traceback.print_exception(e)
 
 
 def _close_fds_except(keep: int) -> None:
