@@ -190,6 +190,48 @@ def test_correlated_and_relabelled_pairs(tmp_path):
     assert "notes: constant (no information): const; unique per row (an ID?): row_id" in out
 
 
+def test_structure_between_columns_is_exact(tmp_path):
+    """What dogfood agents inferred from counts (round 4: is 'No internet service' the rows where
+    internet_service is 'No'? round 5: does a zip fall in one city?), stated exactly on every train row."""
+    rng = np.random.default_rng(8)
+    n = 600
+    zip_ = rng.choice([f"z{i}" for i in range(12)], size=n)
+    internet = rng.choice(["DSL", "Fiber", "No"], size=n, p=[0.4, 0.4, 0.2])
+    df = pd.DataFrame(
+        {
+            "zip": zip_,
+            "city": pd.Series(zip_).map({f"z{i}": f"c{i // 3}" for i in range(12)}),  # zip determines city
+            "internet": internet,
+            "security": np.where(internet == "No", "No internet", rng.choice(["Yes", "No"], size=n)),
+            "backup": np.where(internet == "No", "No internet", rng.choice(["Yes", "No"], size=n)),
+            "relabel": pd.Series(internet).map({"DSL": "a", "Fiber": "b", "No": "c"}),  # a pair, not a fact
+            "noise": rng.choice(["u", "v"], size=n),
+        }
+    )
+    df["y"] = np.where(rng.normal(size=n) + (internet == "No") > 0.5, "p", "q")
+    p, cfg, m = prepared(tmp_path, df)
+    prof = profile.load(cfg, m)
+    facts = prof["structure"]
+    assert ["determines", "zip", "city", "12 -> 4 values"] in facts, facts
+    same = [f for f in facts if f[0] == "same rows"]
+    no_internet = int((train_part(cfg)["internet"] == "No").sum())
+    assert len(same) == 1 and same[0][1] == no_internet, same  # one group, not three pairs
+    assert sorted(map(tuple, same[0][2])) == [
+        ("backup", "'No internet'"),
+        ("internet", "'No'"),
+        ("relabel", "'c'"),
+        ("security", "'No internet'"),
+    ]
+    assert not any("noise" in json.dumps(f) for f in facts), facts
+    # a relabeling is a near-duplicate pair, not a pair of facts: every value of it would match
+    assert not [f for f in facts if f[0] == "determines" and {f[1], f[2]} == {"internet", "relabel"}], facts
+    out = p.cli("profile", check=True).stdout
+    assert "  zip determines city (12 -> 4 values)\n" in out, out
+    assert f"  the same {no_internet:,} rows: " in out and "internet 'No'" in out, out
+    one = p.cli("profile", "--column", "security", check=True).stdout
+    assert f"structure: the same {no_internet:,} rows: " in one and "zip" not in one, one
+
+
 # ---------------------------------------------------------------------------
 # Bounded output
 
@@ -296,7 +338,17 @@ def test_deterministic(tmp_path):
 def test_help_explains_each_part(tmp_path):
     p = make_project(tmp_path / "p")
     out = p.cli("profile", "--help", check=True).stdout
-    for part in ("target:", "kinds:", "signal:", "columns:", "near-duplicates:", "notes:", "--all", "--column"):
+    for part in (
+        "target:",
+        "kinds:",
+        "signal:",
+        "columns:",
+        "near-duplicates:",
+        "structure:",
+        "notes:",
+        "--all",
+        "--column",
+    ):
         assert part in out, part
     assert "mutual information" in out and "never" in out
     missing = p.cli("profile")

@@ -13,6 +13,10 @@ computed on data/train.parquet (the train part: features and target) and never o
                   their TOP_LEVELS commonest levels + "other", missing values a bin of their own
     near-dupes    column pairs that carry the same information: |Pearson r| > PAIR_R on a sample of at most
                   PAIR_ROWS rows (then r on every row), or the same partition of the rows (a relabeling)
+    structure     exact facts between columns of at most STRUCT_LEVELS values, on every row: one column
+                  determines another (each value of A goes with one value of B: a zip and its city), and
+                  a value of one column marks the same rows as a value of another ('No internet service'
+                  in one column is internet_service 'No'); what an agent would otherwise infer from counts
 
 Only levels seen in the train part are shown: the `category` dtype's declared categories also hold levels
 that occur in the holdout only, and those are never printed. No per-level target rates are shown either: a
@@ -52,12 +56,16 @@ from autoresearch.errors import UserError
 from autoresearch.files import atomic_write, read_json
 from autoresearch.profile_text import COMPACT_BYTES, TOP, clip, column_text, compact_text, render
 
-VERSION = 2  # of the cached statistics: a change recomputes every cache
+VERSION = 3  # of the cached statistics: a change recomputes every cache
 SAMPLE_ROWS = 20_000  # the signal's sample
 PAIR_ROWS = 5_000  # the correlation screen's sample (a prefix of the signal's)
 PAIR_COLUMNS = 400  # at most this many numeric columns (the strongest) enter the correlation screen
 PAIR_R = 0.99
 PARTITION_CHECKS = 5_000  # candidate pairs checked for the same partition, at most
+STRUCT_LEVELS = 200  # columns with 2..this many distinct values enter the structure facts ...
+STRUCT_COLUMNS = 60  # ... the strongest this many of them
+STRUCT_MIN_ROWS = 10  # a shared value is reported when it marks at least this many rows
+STRUCT_KEPT = 40  # facts stored (the text shows fewer)
 BINS = 16
 TOP_LEVELS = 15
 LEVELS_KEPT = 100  # levels stored per column, for --column
@@ -85,6 +93,11 @@ what each part of the output means:
             pairs carrying the same information: |Pearson r| > {PAIR_R} on a sample of <= {PAIR_ROWS:,} rows
             (r shown is on all rows), or 'same partition' (one column is a relabeling of the other). Keeping
             one of a pair loses (almost) nothing
+  structure:
+            exact facts on every train row among columns of 2..{STRUCT_LEVELS} values (missing counted as a
+            value): 'A determines B' (each value of A goes with one value of B), and 'the same N rows: A a =
+            B b' (those values mark exactly the same rows, at least {STRUCT_MIN_ROWS} of them): facts you may
+            rely on in features() instead of inferring them from counts
   notes:    constant columns and row-ID-like columns
 The default view shows the {TOP} strongest columns and says how many are left out. The statistics are cached
 per prepared data (.autoresearch/profile-<manifest id>.json): a second call is instant, and re-preparing
@@ -97,7 +110,8 @@ def add_arguments_profile(p: argparse.ArgumentParser) -> None:
     p.description = (
         "An agent-safe look at the train part (data/train.parquet; never the holdout): each column's kind, "
         "missing share, distinct values, quantiles or top levels exactly as the model sees them, a univariate "
-        "signal, the target's balance, and near-duplicate column pairs. Bounded output; cached."
+        "signal, the target's balance, near-duplicate column pairs and exact structure between columns. "
+        "Bounded output; cached."
     )
     p.epilog = EPILOG
     p.add_argument("--all", action="store_true", help="every column and every stored pair, however many")
@@ -209,6 +223,7 @@ def compute(train, manifest: dict, seed: int) -> dict:
     for rank, col in enumerate(columns, 1):
         col["rank"] = rank
     pairs, more = _pairs(X, [c["name"] for c in columns], sample, np)
+    structure, structure_more = _structure(X, [c["name"] for c in columns], pairs, np)
 
     return {
         "version": VERSION,
@@ -221,6 +236,8 @@ def compute(train, manifest: dict, seed: int) -> dict:
         "columns": columns,
         "pairs": pairs,
         "pairs_more": more,
+        "structure": structure,
+        "structure_more": structure_more,
         # how it was computed, for the text to say: {"sample_max", "bins", "top_levels", "pair_r", "pair_rows"}
         "method": dict(sample_max=SAMPLE_ROWS, bins=BINS, top_levels=TOP_LEVELS, pair_r=PAIR_R, pair_rows=PAIR_ROWS),
     }
@@ -413,6 +430,60 @@ def _pairs(X, by_signal: list, sample, np) -> tuple[list, int]:
     rank = {c: i for i, c in enumerate(by_signal)}
     pairs = sorted(found.items(), key=lambda kv: (min(rank[kv[0][0]], rank[kv[0][1]]), kv[0]))
     return [[a, b, how] for (a, b), how in pairs[:PAIRS_KEPT]], max(0, len(pairs) - PAIRS_KEPT)
+
+
+def _structure(X, by_signal: list, pairs: list, np) -> tuple[list, int]:
+    """Exact facts between low-cardinality columns, on every row (missing is a value of its own):
+    ["determines", A, B, "k_A -> k_B values"] when each value of A goes with a single value of B, and
+    ["same rows", rows, [[A, a], [B, b], ...]] when A == a, B == b, ... all mark exactly the same rows (pairs
+    where one column determines the other, or that are the same partition, are left out: there every value
+    would match). The strongest columns first; how many more facts there were than STRUCT_KEPT."""
+    import pandas as pd
+
+    coded = []
+    for c in by_signal:
+        codes = pd.factorize(X[c], use_na_sentinel=False)[0]
+        k = int(codes.max()) + 1 if len(codes) else 0
+        if 2 <= k <= STRUCT_LEVELS:
+            coded.append((c, codes.astype(np.int64), k))
+        if len(coded) >= STRUCT_COLUMNS:
+            break
+    relabelings = {frozenset((a, b)) for a, b, how in pairs if how == "same partition"}
+    facts, marks = [], {}  # marks: (column, code) -> the group of marks with the same rows, and its rows
+    for i, (a, ca, ka) in enumerate(coded):
+        for b, cb, kb in coded[i + 1 :]:
+            if frozenset((a, b)) in relabelings:
+                continue
+            joint = np.bincount(ca * kb + cb, minlength=ka * kb).reshape(ka, kb)
+            a_to_b = bool(((joint > 0).sum(axis=1) <= 1).all())
+            b_to_a = bool(((joint > 0).sum(axis=0) <= 1).all())
+            if a_to_b and b_to_a:
+                continue  # a relabeling the pair screen did not reach
+            if a_to_b or b_to_a:
+                src, dst, ks, kd = (a, b, ka, kb) if a_to_b else (b, a, kb, ka)
+                facts.append(["determines", src, dst, f"{ks} -> {kd} values"])
+                continue
+            rows_a, rows_b = joint.sum(axis=1), joint.sum(axis=0)
+            same = (joint == rows_a[:, None]) & (joint == rows_b[None, :]) & (joint >= STRUCT_MIN_ROWS)
+            for la, lb in zip(*np.nonzero(same), strict=True):
+                ga = marks.setdefault((a, int(la)), [[(a, int(la))], int(joint[la, lb])])
+                gb = marks.get((b, int(lb)))
+                if gb is None:
+                    ga[0].append((b, int(lb)))
+                    marks[(b, int(lb))] = ga
+                elif gb is not ga:  # equal row sets are transitive: merge the two groups
+                    ga[0] += gb[0]
+                    for m in gb[0]:
+                        marks[m] = ga
+    codes = {c: ca for c, ca, _ in coded}
+    seen = set()
+    for group, rows in marks.values():
+        if id(group) in seen:
+            continue
+        seen.add(id(group))
+        shown = [[c, _level(X[c].iloc[int(np.argmax(codes[c] == k))])] for c, k in group]
+        facts.append(["same rows", rows, shown])
+    return facts[:STRUCT_KEPT], max(0, len(facts) - STRUCT_KEPT)
 
 
 def _same_partition(a, b, pd, np) -> bool:

@@ -10,6 +10,7 @@ import difflib
 from autoresearch.errors import UserError
 
 MAX_PAIRS = 8  # pairs shown by default (all stored ones with --all)
+MAX_FACTS = 10  # structure facts shown by default (all stored ones with --all)
 TOP = 30  # columns shown by default
 NAME_WIDTH = 24
 LINE_BYTES = 140
@@ -57,6 +58,7 @@ def _render(prof: dict, n_shown: int, everything: bool) -> str:
             "them with missing values): `uv run autoresearch profile --all` lists them"
         )
     lines += _pairs_lines(prof["pairs"], prof["pairs_more"], None if everything else MAX_PAIRS, how)
+    lines += _structure_lines(prof["structure"], prof["structure_more"], None if everything else MAX_FACTS)
     notes = _notes(prof)
     if notes:
         lines.append("notes: " + "; ".join(notes))
@@ -111,6 +113,33 @@ def _detail(c: dict, budget: int) -> str:
         return f"[{_day(q[0])} .. {_day(q[-1])}]" if q else "(no values)"
     items = [f"{_cut(lv)} {n}" for lv, n in c["levels"]]
     return _fit("", items, budget, more=c["distinct"] - len(items))
+
+
+def _fact(f: list, width: int = 118) -> list[str]:
+    """One structure fact, in lines of about `width` (a group of equal marks can be long)."""
+    if f[0] == "determines":
+        return [f"{_name(f[1])} determines {_name(f[2])} ({f[3]})"]
+    items = [f"{_name(c)} {_cut(v)}" for c, v in f[2]]
+    lines, line = [], f"the same {f[1]:,} rows: "
+    for i, item in enumerate(items):
+        piece = item + (" =" if i < len(items) - 1 else "")
+        if len(line) + len(piece) > width and line.strip():
+            lines.append(line.rstrip())
+            line = "  "
+        line += piece + " "
+    return lines + [line.rstrip()]
+
+
+def _structure_lines(facts: list, extra: int, limit: int | None) -> list[str]:
+    head = "structure (exact on every train row, columns of <= 200 values, missing counted as a value):"
+    if not facts:
+        return [head + " none"]
+    shown = facts if limit is None else facts[:limit]
+    lines = [head] + [f"  {line}" for f in shown for line in _fact(f)]
+    left = len(facts) - len(shown) + extra
+    if left:
+        lines.append(f"  ... {left} more" + (": `--all` lists them" if len(shown) < len(facts) else ""))
+    return lines
 
 
 def _pairs_lines(pairs: list, extra: int, limit: int | None, how: dict) -> list[str]:
@@ -185,6 +214,8 @@ def column_text(prof: dict, name: str) -> str:
     partners = [(b if a == name else a, how) for a, b, how in prof["pairs"] if name in (a, b)]
     if partners:
         lines.append("near-duplicate of: " + ", ".join(f"{p} ({how})" for p, how in partners))
+    facts = [f for f in prof["structure"] if name in (f[1:3] if f[0] == "determines" else [c for c, _ in f[2]])]
+    lines += [f"structure: {line}" if i == 0 else f"  {line}" for f in facts for i, line in enumerate(_fact(f))]
     return "\n".join(lines)
 
 
@@ -192,7 +223,7 @@ def compact_text(prof: dict, limit_bytes: int = COMPACT_BYTES) -> str:
     """compact() of a loaded profile. Lines in order of importance, each within its share of the limit:
     the target's balance, kinds and missing values, the categoricals' levels, the strongest columns, a hint."""
     t, cols, n = prof["target"], prof["columns"], prof["n_rows"]
-    hint = "(`uv run autoresearch profile`: ranges, counts, near-duplicates)"
+    hint = "(`uv run autoresearch profile`: ranges, counts, near-duplicates, structure)"
     reserve = _bytes(hint) + 1 if limit_bytes >= 250 else 0
     if "classes" in t:
         items = [f"{lv} {k / t['n']:.1%}" for lv, k in t["classes"]]
