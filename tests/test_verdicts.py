@@ -99,6 +99,7 @@ def test_deleting_an_unused_branch_is_simplified(proj):
     line = step_line(proj, 2)
     n = record(proj, 0)["statements"]
     assert "| SIMPLIFIED (kept) |" in line and f"| {n} -> {n - 2} executable statements |" in line, line
+    assert "(Δ +0.0000 ± 0.0000, p(worse by the margin)=0)" in line, line  # the test it passed, not p=0.5
     rec = record(proj, 2)
     assert (
         rec["status"] == "simplify" and rec["p_not_worse"] == 0.0 and rec["statements"] < record(proj, 0)["statements"]

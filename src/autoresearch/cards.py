@@ -267,6 +267,9 @@ def _pm(se) -> str:
 
 def _p_text(rec: Record) -> str:
     """The p-value of the verdict's own direction: 'worse' for a discard, 'better' otherwise."""
+    if rec.status in (SIMPLIFY, FASTER, KNOB) and rec.p_not_worse is not None:
+        # kept for being not worse: the evidence is the non-inferiority test's p, not "better"'s
+        return f", p(worse by the margin)={rec.p_not_worse:.2g}"
     if (rec.status == keep_rule.DISCARD or (rec.delta or 0) < 0) and rec.p_worse is not None:
         return f", p(worse)={rec.p_worse:.2g}"
     p = first_p(rec)
