@@ -46,8 +46,22 @@ def _hand_over(verb: str) -> None:
         end_process(code)
 
 
+_closers: list = []
+
+
+def on_end(close) -> None:
+    """Run `close()` before end_process ends the process: what must not outlive it (git's helper processes)."""
+    _closers.append(close)
+
+
 def end_process(code: int) -> None:
-    """Flush what was printed and end at once: no atexit handler, no finaliser of the code that ran here."""
+    """Flush what was printed and end at once: no atexit handler, no finaliser of the code that ran here, only
+    the closers registered with on_end."""
+    while _closers:
+        try:
+            _closers.pop()()
+        except Exception:  # noqa: BLE001 - ending anyway
+            pass
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autoresearch import layout
+from autoresearch.boot import on_end
 from autoresearch.errors import UserError
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ def open_repo(root: Path) -> git.Repo:
         raise UserError(
             f"{root} is not a git repository: run `git init && git add -A && git commit -m init` first"
         ) from None
+    # gitpython keeps `git cat-file` helpers running per repo; the CLI ends without teardown (boot.end_process),
+    # so they are stopped there, not left to notice the closed pipe later
+    on_end(repo.close)
     if not repo.head.is_valid():
         raise UserError("the repository has no commit yet: run `git add -A && git commit -m init` first")
     return repo
