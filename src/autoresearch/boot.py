@@ -37,13 +37,20 @@ def _hand_over(verb: str) -> None:
     try:
         code = main([verb, os.path.abspath(sys.argv[0]), *sys.argv[1:]] if verb == "train" else [verb, *sys.argv[1:]])
     except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        code = exit_code(e)
     except BaseException:  # noqa: BLE001 - the traceback is printed, and the script must still not run
         import traceback
 
         traceback.print_exc()
     finally:
         end_process(code)
+
+
+def exit_code(e: SystemExit) -> int:
+    """What the interpreter would make of sys.exit(x): a string is printed to stderr and exits 1."""
+    if isinstance(e.code, str):
+        print(e.code, file=sys.stderr)
+    return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
 
 
 _closers: list = []

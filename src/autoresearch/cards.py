@@ -179,10 +179,8 @@ def step_line(
     """`iter 7 | roc_auc 0.9182 (Δ +0.0041 ± 0.0018, p=0.01) | KEPT | eval 12.3s of 120s, fit ~1.1s/fold, step
     14.0s | model: LightGBM with 31 leaves`. back_to: the iteration a reverted train.py is again; steps: the
     run's ledger rows, for the plateau advice (so the agent needs no status card to see one)."""
-    n = since_keep(steps) if cfg is not None and steps else 0
-    hint = (
-        f"plateau: {n} without a keep (change category, or sweep)" if cfg is not None and n >= cfg.plateau_after else ""
-    )
+    n = on_plateau(cfg, steps) if cfg is not None and steps else 0
+    hint = f"plateau: {n} without a keep (change category, or sweep)" if n else ""
     return _step_line(rec, metric, cfg, back_to, hint)
 
 
@@ -205,7 +203,7 @@ def _step_line(rec: Record, metric: str, cfg: Config | None, back_to: int | None
         *_second_look_text(rec),
         _label(rec, back_to),
         secs,
-        *[hint][: bool(hint)],
+        *([hint] if hint else []),
         what,
     ]
     if rec.budget_share >= BUDGET_WARNING:
@@ -246,7 +244,7 @@ def near_miss(rec: Record) -> bool:
 def _second_look_text(rec: Record) -> list[str]:
     """The evidence segment after the score: a second look, why none was taken, or what a not-worse verdict
     rested on (SIMPLIFIED, FASTER, KNOB ADDED) or lacked."""
-    if rec.status in (SIMPLIFY, FASTER, KNOB) and rec.reason or (rec.reason or "").startswith("not worse, not "):
+    if (rec.status in (SIMPLIFY, FASTER, KNOB) and rec.reason) or (rec.reason or "").startswith("not worse, not "):
         return [text.shown(rec.reason, 170)]
     if rec.looks != 2 and (rec.reason or "").startswith("borderline; "):  # asked for, but it did not finish
         why = rec.reason.removeprefix("borderline; ")
@@ -344,9 +342,16 @@ def since_keep(steps: list[dict]) -> int:
     return n
 
 
-def plateau(cfg: Config, steps: list[dict]) -> str | None:
+def on_plateau(cfg: Config, steps: list[dict]) -> int:
+    """Iterations since the last keep once they reach cfg.plateau_after, else 0: the one plateau threshold of
+    the step line and the cards."""
     n = since_keep(steps)
-    if n < cfg.plateau_after:
+    return n if n >= cfg.plateau_after else 0
+
+
+def plateau(cfg: Config, steps: list[dict]) -> str | None:
+    n = on_plateau(cfg, steps)
+    if not n:
         return None
     return (
         f"plateau: no keep in the last {n} iterations: change category (see program.md phases), or run "

@@ -67,14 +67,12 @@ def _module(verb: str):
 def entry() -> None:
     """The `autoresearch` console script: main(), then end at once. The interpreter's teardown of pandas,
     scikit-learn and git costs tenths of a second on every step, and every verb has closed what it opened."""
-    from autoresearch.boot import end_process
+    from autoresearch.boot import end_process, exit_code
 
     try:
         code = main()
     except SystemExit as e:  # argparse, and sys.exit("error: ...") for a missing verb module
-        if isinstance(e.code, str):
-            print(e.code, file=sys.stderr)
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        code = exit_code(e)
     end_process(code)
 
 

@@ -80,30 +80,20 @@ def judge(cfg: Config, repo, run: Run, pending: Pending, out: engine.Outcome, da
             _second_look(cfg, repo, run, pending, rec, v, terms)
         elif rec.status in what:
             rec.reason = what[rec.status]
-        elif rec.status == keep_rule.NOOP and v.p_not_worse < cfg.alpha and what.get("moved"):
-            rec.reason = what["moved"]
-        elif rec.status == keep_rule.NOOP and rec.category.lower() == "simplify" and v.p_not_worse < cfg.alpha:
-            rec.reason = _not_lighter(cfg, repo, inc, pending, out)
+        elif rec.status == keep_rule.NOOP and v.p_not_worse < cfg.alpha:  # not worse, and not kept: why not
+            simplify = rec.category.lower() == "simplify"
+            rec.reason = what.get("moved") or (what["not lighter"] if simplify else rec.reason)
     rec.wall_s = time.monotonic() - t0
     rec.budget_share = out.wall_s / cfg.budget_s
     return rec
-
-
-def _not_lighter(cfg: Config, repo, inc: Incumbent, pending: Pending, out: engine.Outcome) -> str:
-    """A simplification that was not worse and still not kept: what SIMPLIFIED and FASTER would have needed."""
-    had = inc.statements or statements(gitops.show(repo, inc.commit))
-    why = f"not worse, not lighter: {pending.statements} statements (SIMPLIFIED needs < {had})"
-    if inc.cost_s == inc.cost_s:  # an older run.json has no fold time for its incumbent
-        need = max(keep_rule.FASTER_SHARE * inc.cost_s, keep_rule.FASTER_MIN_BUDGET * cfg.budget_s)
-        why += f", {sum(out.fold_s):.0f}s on the folds (FASTER needs <= {inc.cost_s - need:.0f}s)"
-    return why
 
 
 def _lighter(
     cfg: Config, repo, inc: Incumbent, pending: Pending, out: engine.Outcome
 ) -> tuple[keep_rule.Lighter, dict[str, str]]:
     """What the candidate has besides its score, against the incumbent (whose counts an older run.json lacks),
-    and for each verdict it could earn, the words that say why ("moved": new knobs whose scores moved).
+    and for each verdict it could earn, the words that say why ("moved": new knobs whose scores moved; "not
+    lighter": what SIMPLIFIED and FASTER would have needed).
     KNOB ADDED needs the incumbent's very fold scores: a knob added at the value the model used changes
     nothing, so anything else is a change of the model that has to win on its own."""
     before = gitops.show(repo, inc.commit)
@@ -119,6 +109,11 @@ def _lighter(
     what[keep_rule.SIMPLIFY] = f"{had} -> {pending.statements} executable statements"
     what[keep_rule.FASTER] = f"{folds:.0f}s on the folds (the incumbent's {inc.cost_s:.0f}s)"
     what[keep_rule.KNOB] = f"new knobs {', '.join(keys)}, same fold scores: sweep them next"
+    # a simplification that was not worse and still not kept: what SIMPLIFIED and FASTER would have needed
+    what["not lighter"] = f"not worse, not lighter: {pending.statements} statements (SIMPLIFIED needs < {had})"
+    if inc.cost_s == inc.cost_s:  # an older run.json has no fold time for its incumbent
+        limit = keep_rule.faster_wall_limit(inc.cost_s, cfg.budget_s)
+        what["not lighter"] += f", {folds:.0f}s on the folds (FASTER needs <= {limit:.0f}s)"
     if keys and not same:
         what["moved"] = (
             f"not worse, not KNOB ADDED: new knobs {', '.join(keys)}, but the fold scores moved (KNOB ADDED "

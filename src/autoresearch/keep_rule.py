@@ -80,14 +80,17 @@ def margin_of(incumbent_se: float) -> float:
     return MARGIN_SHARE * incumbent_se if incumbent_se == incumbent_se and incumbent_se > 0 else 0.0
 
 
+def faster_wall_limit(incumbent_wall_s: float, budget_s: float) -> float:
+    """The most wall time on the folds that FASTER allows: FASTER_SHARE less than the incumbent's, and at
+    least FASTER_MIN_BUDGET of the budget less."""
+    return incumbent_wall_s - max(FASTER_SHARE * incumbent_wall_s, FASTER_MIN_BUDGET * budget_s)
+
+
 def faster(wall_s: float, cpu_s: float, incumbent_wall_s: float, incumbent_cpu_s: float, budget_s: float) -> bool:
-    """FASTER's time test, on the same folds: FASTER_SHARE less wall time, at least FASTER_MIN_BUDGET of the
-    budget, and FASTER_SHARE less CPU time too (a busy or stolen machine moves wall time, not CPU time).
-    Unknown (nan) times are never faster."""
-    saved = incumbent_wall_s - wall_s
+    """FASTER's time test, on the same folds: wall time within faster_wall_limit, and FASTER_SHARE less CPU
+    time too (a busy or stolen machine moves wall time, not CPU time). Unknown (nan) times are never faster."""
     return (
-        saved >= FASTER_SHARE * incumbent_wall_s
-        and saved >= FASTER_MIN_BUDGET * budget_s
+        wall_s <= faster_wall_limit(incumbent_wall_s, budget_s)
         and incumbent_cpu_s - cpu_s >= FASTER_SHARE * incumbent_cpu_s
     )
 

@@ -223,7 +223,7 @@ def compute(train, manifest: dict, seed: int) -> dict:
     for rank, col in enumerate(columns, 1):
         col["rank"] = rank
     pairs, more = _pairs(X, [c["name"] for c in columns], sample, np)
-    structure, structure_more = _structure(X, [c["name"] for c in columns], pairs, np)
+    structure, structure_more = _structure(X, [c["name"] for c in columns], np)
 
     return {
         "version": VERSION,
@@ -432,7 +432,7 @@ def _pairs(X, by_signal: list, sample, np) -> tuple[list, int]:
     return [[a, b, how] for (a, b), how in pairs[:PAIRS_KEPT]], max(0, len(pairs) - PAIRS_KEPT)
 
 
-def _structure(X, by_signal: list, pairs: list, np) -> tuple[list, int]:
+def _structure(X, by_signal: list, np) -> tuple[list, int]:
     """Exact facts between low-cardinality columns, on every row (missing is a value of its own):
     ["determines", A, B, "k_A -> k_B values"] when each value of A goes with a single value of B, and
     ["same rows", rows, [[A, a], [B, b], ...]] when A == a, B == b, ... all mark exactly the same rows (pairs
@@ -440,25 +440,22 @@ def _structure(X, by_signal: list, pairs: list, np) -> tuple[list, int]:
     would match). The strongest columns first; how many more facts there were than STRUCT_KEPT."""
     import pandas as pd
 
-    coded = []
+    coded, values = [], {}
     for c in by_signal:
-        codes = pd.factorize(X[c], use_na_sentinel=False)[0]
-        k = int(codes.max()) + 1 if len(codes) else 0
+        codes, values[c] = pd.factorize(X[c], use_na_sentinel=False)
+        k = len(values[c])
         if 2 <= k <= STRUCT_LEVELS:
             coded.append((c, codes.astype(np.int64), k))
         if len(coded) >= STRUCT_COLUMNS:
             break
-    relabelings = {frozenset((a, b)) for a, b, how in pairs if how == "same partition"}
     facts, marks = [], {}  # marks: (column, code) -> the group of marks with the same rows, and its rows
     for i, (a, ca, ka) in enumerate(coded):
         for b, cb, kb in coded[i + 1 :]:
-            if frozenset((a, b)) in relabelings:
-                continue
             joint = np.bincount(ca * kb + cb, minlength=ka * kb).reshape(ka, kb)
             a_to_b = bool(((joint > 0).sum(axis=1) <= 1).all())
             b_to_a = bool(((joint > 0).sum(axis=0) <= 1).all())
             if a_to_b and b_to_a:
-                continue  # a relabeling the pair screen did not reach
+                continue  # a relabeling: a near-duplicate pair, where every value would match
             if a_to_b or b_to_a:
                 src, dst, ks, kd = (a, b, ka, kb) if a_to_b else (b, a, kb, ka)
                 facts.append(["determines", src, dst, f"{ks} -> {kd} values"])
@@ -475,14 +472,12 @@ def _structure(X, by_signal: list, pairs: list, np) -> tuple[list, int]:
                     ga[0] += gb[0]
                     for m in gb[0]:
                         marks[m] = ga
-    codes = {c: ca for c, ca, _ in coded}
     seen = set()
     for group, rows in marks.values():
         if id(group) in seen:
             continue
         seen.add(id(group))
-        shown = [[c, _level(X[c].iloc[int(np.argmax(codes[c] == k))])] for c, k in group]
-        facts.append(["same rows", rows, shown])
+        facts.append(["same rows", rows, [[c, _level(values[c][k])] for c, k in group]])
     return facts[:STRUCT_KEPT], max(0, len(facts) - STRUCT_KEPT)
 
 

@@ -132,13 +132,23 @@ def _fact(f: list, width: int = 118) -> list[str]:
 
 def _structure_lines(facts: list, extra: int, limit: int | None) -> list[str]:
     head = "structure (exact on every train row, columns of <= 200 values, missing counted as a value):"
-    if not facts:
+    return _section(head, [_fact(f) for f in facts], extra, limit, "")
+
+
+def _fact_columns(f: list) -> list[str]:
+    return f[1:3] if f[0] == "determines" else [c for c, _ in f[2]]
+
+
+def _section(head: str, entries: list[list[str]], extra: int, limit: int | None, unit: str) -> list[str]:
+    """A listed part of the profile: head, then the first `limit` entries (each its lines), then how many are
+    left (those stored but not shown, and `extra` found but not stored)."""
+    if not entries:
         return [head + " none"]
-    shown = facts if limit is None else facts[:limit]
-    lines = [head] + [f"  {line}" for f in shown for line in _fact(f)]
-    left = len(facts) - len(shown) + extra
+    shown = entries if limit is None else entries[:limit]
+    lines = [head] + [f"  {line}" for entry in shown for line in entry]
+    left = len(entries) - len(shown) + extra
     if left:
-        lines.append(f"  ... {left} more" + (": `--all` lists them" if len(shown) < len(facts) else ""))
+        lines.append(f"  ... {left} more{unit}" + (": `--all` lists them" if len(shown) < len(entries) else ""))
     return lines
 
 
@@ -147,14 +157,7 @@ def _pairs_lines(pairs: list, extra: int, limit: int | None, how: dict) -> list[
         f"near-duplicates (|r| > {how['pair_r']} on <= {how['pair_rows']:,} sampled rows, r shown on all rows; "
         "or the same partition of the rows):"
     )
-    if not pairs:
-        return [head + " none"]
-    shown = pairs if limit is None else pairs[:limit]
-    lines = [head] + [f"  {_name(a)} ~ {_name(b)} ({how})" for a, b, how in shown]
-    left = len(pairs) - len(shown) + extra
-    if left:
-        lines.append(f"  ... {left} more pairs" + (": `--all` lists them" if len(shown) < len(pairs) else ""))
-    return lines
+    return _section(head, [[f"{_name(a)} ~ {_name(b)} ({why})"] for a, b, why in pairs], extra, limit, " pairs")
 
 
 def _notes(prof: dict) -> list[str]:
@@ -214,7 +217,7 @@ def column_text(prof: dict, name: str) -> str:
     partners = [(b if a == name else a, how) for a, b, how in prof["pairs"] if name in (a, b)]
     if partners:
         lines.append("near-duplicate of: " + ", ".join(f"{p} ({how})" for p, how in partners))
-    facts = [f for f in prof["structure"] if name in (f[1:3] if f[0] == "determines" else [c for c, _ in f[2]])]
+    facts = [f for f in prof["structure"] if name in _fact_columns(f)]
     lines += [f"structure: {line}" if i == 0 else f"  {line}" for f in facts for i, line in enumerate(_fact(f))]
     return "\n".join(lines)
 

@@ -336,7 +336,7 @@ def _hand_off(
     base = f" (current PARAMS: {current:.4f})" if current is not None else ""
     print(f"search best: {metric} {best['value']:.4f} on the sweep's own folds, trial {best['number']}{base}")
     changes = _changes(best["params"], plan.current, plan.dims)
-    if current is not None and not _beats(best["value"], current, m["higher_is_better"]):
+    if current is not None and not log.better(best["value"], current):
         changes = {}  # a tie with other PARAMS is no evidence: stepping it would spend an evaluation on nothing
     info = {
         "study": plan.study,
@@ -384,10 +384,6 @@ def _hand_off(
     info["train_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     write_json(runstate.run_dir(cfg.root, run.tag) / "sweep.json", info)
     return 0, bool(changes)
-
-
-def _beats(value: float, current: float, higher_is_better: bool) -> bool:
-    return value > current if higher_is_better else value < current
 
 
 def _changes(best: dict, current: dict, dims) -> dict:
