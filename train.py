@@ -1,7 +1,8 @@
 """The one file the agent edits; program.md says how. `uv run train.py` scores it by hand.
 
-The top holds what usually changes, in one block from HYPOTHESIS to model(): a knob, a feature, a model.
-Below the line is the glue that turns features into columns the model can take.
+The top holds what usually changes, from PARAMS to model(): a knob, a feature, a model. `autoresearch step
+--hypothesis ... --category ...` writes HYPOTHESIS and CATEGORY. Below the line is the glue that turns
+features into columns the model can take.
 """
 
 from prepare import N_JOBS, SEED, TASK

@@ -141,6 +141,9 @@ def test_edit_of_prepare_denied_and_train_allowed(proj):
         "curl https://example.com",
         "cat .autoresearch/runs/hooks/holdout.jsonl",
         "sed -i 's/a/b/' train.py",
+        "uv run autoresearch step --hypothesis 'x' && cat data/train.parquet",
+        'uv run autoresearch step --hypothesis "$(cat data/holdout.parquet)"',
+        "uv run autoresearch step --note 'a' --hypothesis 'b'; python -c 1",
     ],
 )
 def test_bash_denied(proj, command):
@@ -155,6 +158,8 @@ def test_bash_denied(proj, command):
         "uv run autoresearch step",
         "uv run autoresearch status",
         "uv run autoresearch sweep --trials 20",
+        "uv run autoresearch step --category features --hypothesis 'python-style flags: is a missing data/ value a "
+        "signal in the holdout of git users?' --note='trees parked; git gud'",
         "uv run train.py",
         "git log --oneline -5",
         "git diff HEAD~1 -- train.py",

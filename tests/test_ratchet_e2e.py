@@ -198,3 +198,49 @@ def test_ratchet_sequence(proj):
         except OSError:
             pass
     assert leftovers == []
+
+
+def test_step_writes_the_hypothesis_and_category_it_is_given(proj):
+    """The agent's Edit changes only code; `step --hypothesis --category` writes the two declarations into
+    train.py before the commit. Without them, a HYPOTHESIS left at the incumbent's is refused, not logged."""
+    kept = lgbm("LightGBM instead of logistic regression")
+    assert proj.read("train.py") == kept  # the sequence above ends on its one keep
+    n_rows = len(rows(proj))
+    code_only = kept.replace('"n_estimators": 200', '"n_estimators": 230')
+    proj.write("train.py", code_only)
+    r = proj.cli("step")
+    assert r.returncode == 2 and r.stdout == "", r.stdout + r.stderr
+    assert r.stderr == (
+        "error: train.py's HYPOTHESIS is still the incumbent's ('LightGBM instead of logistic regression'): say "
+        "what this change tries: `uv run autoresearch step --category WORD --hypothesis 'what this change tries "
+        "and why'`\n"
+    )
+    assert len(rows(proj)) == n_rows and proj.read("train.py") == code_only
+
+    r = proj.cli("step", "--category", "two words", "--hypothesis", "x")
+    assert r.returncode == 2 and "argument --category: CATEGORY must be one word" in r.stderr, r.stderr
+    assert len(rows(proj)) == n_rows and proj.read("train.py") == code_only
+
+    r = proj.cli("step", "--category", "params", "--hypothesis", "  30 more trees: is 200 short of enough?  ")
+    assert r.returncode == 0, r.stdout + r.stderr
+    row = rows(proj)[-1]
+    assert len(rows(proj)) == n_rows + 1 and row["iter"] == "8", row
+    assert (row["category"], row["hypothesis"]) == ("params", "30 more trees: is 200 short of enough?")
+    assert r.stdout.rstrip().endswith("| params: 30 more trees: is 200 short of enough?"), r.stdout
+    commit = row["commit"]
+    declared = code_only.replace(
+        'HYPOTHESIS = "LightGBM instead of logistic regression"\nCATEGORY = "model"',
+        'HYPOTHESIS = "30 more trees: is 200 short of enough?"\nCATEGORY = "params"',
+    )
+    assert declared != code_only
+    assert proj.git("show", f"{commit}:train.py") == declared.strip()  # every other byte as the agent wrote it
+    assert proj.git("log", "-1", "--format=%s", commit) == "30 more trees: is 200 short of enough?"
+    incumbent = proj.read("train.py")
+    assert incumbent.strip() == proj.git("show", "HEAD:train.py") and proj.git("status", "--porcelain") == ""
+
+    # an unparsable train.py cannot be rewritten: it crashes as before, and its row takes the flags' words
+    proj.write("train.py", incumbent + "def oops(:\n")
+    r = proj.cli("step", "--category", "features", "--hypothesis", "a slip")
+    assert r.returncode == 1 and "| CRASH (reverted to iter " in r.stdout and "SyntaxError" in r.stdout, r.stdout
+    assert (rows(proj)[-1]["category"], rows(proj)[-1]["hypothesis"]) == ("features", "a slip")
+    assert proj.read("train.py") == incumbent

@@ -80,7 +80,7 @@ def test_a_hostile_hypothesis_is_one_row_and_one_line(proj, case):
     rows = ledger.read(proj.path, TAG)
     assert len(rows) == len(before) + 1, r.stdout + r.stderr
     if shown is None:
-        assert rows[-1]["status"] == "invalid" and "HYPOTHESIS must be a one-line string" in lines[0]
+        assert rows[-1]["status"] == "invalid" and "HYPOTHESIS must be one line of text" in lines[0]
     else:
         assert rows[-1]["hypothesis"] == shown.replace('"', "'") and shown in lines[0], (rows[-1], lines)
         rec = json.loads((proj.path / f".autoresearch/runs/{TAG}/iters/{rows[-1]['iter']}.json").read_text())

@@ -263,13 +263,13 @@ def test_sweep_prunes_writes_params_and_steps_them(proj):
     assert len(lines) == 1, r.stdout
     now = proj.read("train.py")
     if row["status"] in ("keep", "knob", "simplify", "faster"):
-        # the agent's next Edit starts from the printed declarations: exactly the file's lines
-        after = r.stdout.split("train.py now starts (the rest is as it was):\n", 1)[1].splitlines()
+        # the agent's next Edit starts from the printed PARAMS: exactly the file's lines
+        after = r.stdout.split("train.py's PARAMS are now (the rest is as it was):\n", 1)[1].splitlines()
         shown = list(itertools.takewhile(lambda x: x.startswith("  "), after))
-        assert [x[2:] for x in shown] == search_space.declaration_lines(now) and now == written
-        assert shown[0].startswith("  HYPOTHESIS = ") and shown[-1] == "  }", shown
+        assert [x[2:] for x in shown] == search_space.declaration_lines(now, ("PARAMS",)) and now == written
+        assert shown[0].startswith("  PARAMS = ") and shown[-1] == "  }", shown
     else:
-        assert "train.py now starts" not in r.stdout and now == proj.git("show", f"{inc}:train.py") + "\n"
+        assert "PARAMS are now" not in r.stdout and now == proj.git("show", f"{inc}:train.py") + "\n"
     assert proj.git("status", "--porcelain") == ""
     # the search ran on folds of its own: the incumbent's CV mean is not the sweep's score of the same PARAMS
     run = json.loads((proj.path / ".autoresearch/runs/sw/run.json").read_text())

@@ -451,7 +451,10 @@ def own_venv(tmp_path):
 
 def own_step(p) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [p.python, "-P", "-m", "autoresearch.cli", "step"], cwd=p.path, capture_output=True, text=True
+        [p.python, "-P", "-m", "autoresearch.cli", "step", "--category", "params", "--hypothesis", "a smaller C"],
+        cwd=p.path,
+        capture_output=True,
+        text=True,
     )
 
 

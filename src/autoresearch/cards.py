@@ -12,6 +12,7 @@ import time
 
 from autoresearch import keep_rule, ledger, profile, sandbox, text
 from autoresearch.config import Config
+from autoresearch.contract import NEXT
 from autoresearch.keep_rule import BASELINE, CRASH, FASTER, INVALID, KEEP, KNOB, SIMPLIFY, TIMEOUT
 from autoresearch.metrics import direction
 from autoresearch.records import Record, Run
@@ -57,7 +58,7 @@ def start_card(cfg: Config, run: Run, manifest: dict, resumed: bool) -> str:
         *indented("data:      ", profile.compact(cfg, manifest)),
         f"budget:    {cfg.budget_s:g} s and {cfg.memory_mb} MB per evaluation; {machine(cfg)}",
         *_unprotected(cfg),
-        "next:      edit train.py (HYPOTHESIS, CATEGORY, one idea), then run `uv run autoresearch step`",
+        f"next:      {NEXT}",
     ]
     return "\n".join(lines)
 
@@ -367,7 +368,7 @@ def _advice(cfg: Config, run: Run, steps: list[dict]) -> list[str]:
             "read the tail in their line, simplify, or check the budget"
         )
     if run.status == "active":
-        out.append("next: edit train.py (one idea, HYPOTHESIS and CATEGORY), then `uv run autoresearch step`")
+        out.append(f"next: {NEXT}")
     else:
         out.append(f"the run is stopped; `uv run autoresearch start {run.tag}` resumes it")
     return out

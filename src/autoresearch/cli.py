@@ -31,8 +31,9 @@ VERBS = {
 EPILOG = """\
 the loop (one command per iteration):
   uv run autoresearch start my-run     once: branch, baseline, ledger
-  (edit train.py: HYPOTHESIS, CATEGORY, the change)
-  uv run autoresearch step             commit, evaluate, keep or revert, one line of output
+  (edit train.py: one idea, one Edit of the lines it changes)
+  uv run autoresearch step --category model --hypothesis 'what this tries and why'
+                                       write both into train.py, commit, evaluate, keep or revert: one line
   uv run autoresearch status           after a context compaction: where am I?
 
 configuration: [tool.autoresearch] in pyproject.toml; the contract: prepare.py.

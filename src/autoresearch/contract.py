@@ -1,8 +1,8 @@
 """The train.py contract: what it declares, what it may import from prepare, and how the harness imports and
 builds it (always inside the sandbox, in a fold's own process).
 
-    HYPOTHESIS = "one line: what this change tries"     the commit message and the ledger's text
-    CATEGORY = "model"                                  one word: the ledger groups by it
+    HYPOTHESIS = "one line: what this change tries"     the commit message and the ledger's text (step
+    CATEGORY = "model"                                  one word: the ledger groups by it      writes both)
     PARAMS = {...}                                      the knob values build_pipeline reads
     SEARCH_SPACE = {...}                                optional: ranges the surveyor may search
     def build_pipeline(params): return <an unfitted scikit-learn estimator or Pipeline>
@@ -18,6 +18,9 @@ from pathlib import Path
 PREPARE_NAMES = ("TASK", "METRIC", "SEED", "N_JOBS")  # all train.py may import from prepare
 DECLARED = ("HYPOTHESIS", "CATEGORY")
 CATEGORIES = "features, model, params, preprocessing, ensemble, regularization, simplify"
+# how the agent steps: the step writes the two declarations into train.py, so an idea is one Edit of the code
+STEP_USAGE = "`uv run autoresearch step --category WORD --hypothesis 'what this change tries and why'`"
+NEXT = f"edit train.py (one idea), then run {STEP_USAGE}"
 
 
 class ContractError(Exception):

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 from autoresearch import layout, runstate, text
+from autoresearch.contract import NEXT, STEP_USAGE
 from autoresearch.files import read_json, write_json
 from autoresearch.records import Run
 
@@ -180,7 +181,12 @@ def _guard_edit(file_path: str, root: Path) -> str | None:
     )
 
 
+# the agent's own words in single quotes (literal to the shell): a hypothesis may say "data" or "python"
+SAID = re.compile(r"--(hypothesis|note)[\s=]+'[^']*'")
+
+
 def _guard_bash(command: str) -> str | None:
+    command = SAID.sub("", command)
     for pattern, reason in RULES:
         if re.search(pattern, command):
             return f"blocked by the autoresearch guard: {reason}"
@@ -210,9 +216,9 @@ def stop(payload: dict, root: Path) -> str | None:
     state = _gate_state(root, tag)
     inc = run.incumbent
     manifest = read_json(root / layout.DATA / layout.MANIFEST) or {}
-    nxt = "edit train.py with ONE new idea (set HYPOTHESIS and CATEGORY), then run `uv run autoresearch step`"
+    nxt = NEXT
     if run.last_status in ("crash", "timeout", "invalid"):
-        nxt = "read the last step's error lines, fix or simplify train.py, then run `uv run autoresearch step`"
+        nxt = f"read the last step's error lines, fix or simplify train.py, then run {STEP_USAGE}"
     return (
         f"The autoresearch run '{tag}' is still active, so do not stop: the human ends it. "
         f"Best {manifest.get('metric', 'score')} so far {inc.mean:.4f} (iter {inc.iter}), "

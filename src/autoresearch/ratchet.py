@@ -10,6 +10,7 @@ autoresearch.judge, keeping or reverting and the recovery in autoresearch.finish
 
 from __future__ import annotations
 
+import argparse
 import time
 
 from autoresearch import (
@@ -24,14 +25,16 @@ from autoresearch import (
     ledger,
     manifest,
     runstate,
+    search_space,
     text,
 )
 from autoresearch.config import Config, load_config
+from autoresearch.contract import CATEGORIES, STEP_USAGE
 from autoresearch.errors import NotCounted, UserError
 from autoresearch.keep_rule import BASELINE, INVALID
 from autoresearch.processes import new_token
 from autoresearch.records import Incumbent, Pending, Record, Run
-from autoresearch.static_check import declarations, statements
+from autoresearch.static_check import declaration_problem, declarations, statements
 
 # ---------------------------------------------------------------------------
 # start
@@ -150,7 +153,25 @@ def _baseline(cfg: Config, repo, tag: str, m: dict) -> Run:
 
 
 def add_arguments_step(p) -> None:
-    p.epilog = "Prints one line: iter | metric (delta, p) | verdict | seconds | category: hypothesis."
+    p.epilog = (
+        "Prints one line: iter | metric (delta, p) | verdict | seconds | category: hypothesis.\n"
+        "Example: uv run autoresearch step --category model --hypothesis 'LightGBM: trees suit mixed columns'"
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument(
+        "--hypothesis",
+        metavar="TEXT",
+        type=_declared("HYPOTHESIS"),
+        help="one line: what this change tries and why; written into train.py's HYPOTHESIS before the commit "
+        "(the commit message and the ledger's text). Without it, train.py's own HYPOTHESIS, which must then "
+        "differ from the incumbent's",
+    )
+    p.add_argument(
+        "--category",
+        metavar="WORD",
+        type=_declared("CATEGORY"),
+        help=f"one word ({CATEGORIES}), written into train.py's CATEGORY; SIMPLIFY and the plateau advice read it",
+    )
     p.add_argument(
         "--note",
         metavar="TEXT",
@@ -159,11 +180,26 @@ def add_arguments_step(p) -> None:
     )
 
 
+def _declared(name: str):
+    def check(value: str) -> str:
+        problem = declaration_problem(name, value)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value.strip()
+
+    return check
+
+
 def run_step(args) -> int:
     cfg = load_config()
+    given = {
+        k: v
+        for k, v in (("HYPOTHESIS", getattr(args, "hypothesis", None)), ("CATEGORY", getattr(args, "category", None)))
+        if v
+    }
     try:
         with runstate.Lock(cfg.root):
-            rc = _step(cfg)
+            rc = _step(cfg, given)
     except NotCounted:
         raise
     except UserError as e:
@@ -192,7 +228,7 @@ def _count_harness_error(cfg: Config, message: str) -> None:
         runstate.save_run(cfg.root, run)
 
 
-def _step(cfg: Config) -> int:
+def _step(cfg: Config, given: dict[str, str]) -> int:
     t0 = time.monotonic()
     run = runstate.current_run(cfg.root)
     token = new_token()
@@ -205,7 +241,7 @@ def _step(cfg: Config) -> int:
             cfg, cfg.root / layout.TRAIN, deadline=t0 + cfg.budget_s + 60, log_path=log, token=token
         ).start()
     try:
-        return _checked_step(cfg, t0, token, session)
+        return _checked_step(cfg, t0, token, session, given)
     finally:
         if session is not None:
             session.close()
@@ -213,7 +249,7 @@ def _step(cfg: Config) -> int:
                 log.unlink()  # refused before it evaluated: no log for an evaluation that never was
 
 
-def _checked_step(cfg: Config, t0: float, token: str, session) -> int:
+def _checked_step(cfg: Config, t0: float, token: str, session, given: dict[str, str]) -> int:
     repo = gitops.open_repo(cfg.root)
     integrity.refuse_plants(cfg, repo)
     run = runstate.current_run(cfg.root)
@@ -230,13 +266,19 @@ def _checked_step(cfg: Config, t0: float, token: str, session) -> int:
             raise UserError(
                 others + "; and train.py itself is identical to the incumbent: edit it (one idea), then step"
             )
-        raise NotCounted(
-            "train.py is identical to the incumbent: edit it (one idea, with HYPOTHESIS and CATEGORY) "
-            "before `uv run autoresearch step`"
-        )
+        raise NotCounted(f"train.py is identical to the incumbent: edit it (one idea), then {STEP_USAGE}")
     it = _next_iter(cfg, run)
     source = (cfg.root / layout.TRAIN).read_text(encoding="utf-8", errors="replace")
-    decl = declarations(source)
+    if given:
+        source = _declare(cfg, source, given)
+    decl = {**declarations(source), **{k: text.clean(v) for k, v in given.items()}}
+    if "HYPOTHESIS" not in given and decl["HYPOTHESIS"]:
+        old = declarations(gitops.show(repo, inc.commit))["HYPOTHESIS"]
+        if decl["HYPOTHESIS"] == old:
+            raise NotCounted(
+                f"train.py's HYPOTHESIS is still the incumbent's ({text.shown(old, 120)!r}): say what this change "
+                f"tries: {STEP_USAGE}"
+            )
     pending = Pending(
         iter=it,
         tag=run.tag,
@@ -273,6 +315,16 @@ def _checked_step(cfg: Config, t0: float, token: str, session) -> int:
             print(f"  | {line}")
         return 1
     return 0
+
+
+def _declare(cfg: Config, source: str, given: dict[str, str]) -> str:
+    """Write step's --hypothesis/--category into train.py, so the commit holds what the ledger says."""
+    try:
+        new = search_space.rewrite(source, {}, given)
+    except search_space.SearchSpaceError:
+        return source  # unparsable: it crashes anyway, and the row still takes the flags' text
+    (cfg.root / layout.TRAIN).write_text(new, encoding="utf-8")
+    return new
 
 
 def _next_iter(cfg: Config, run: Run) -> int:

@@ -93,7 +93,7 @@ def read_params(source: str) -> dict:
     return out
 
 
-def declaration_lines(source: str, names=("HYPOTHESIS", "CATEGORY", "PARAMS")) -> list[str]:
+def declaration_lines(source: str, names: tuple[str, ...]) -> list[str]:
     """The source lines of the top-level statements that assign `names`, in file order (what a sweep
     rewrote, so the agent's next Edit can start from them without a Read)."""
     lines = source.splitlines()
@@ -273,9 +273,10 @@ def rewrite(source: str, changes: dict, declarations: dict[str, str] | None = No
     tree = _parse(source)
     top = _assignments(tree)
     node = top.get("PARAMS")
-    if not isinstance(node, ast.Dict):
+    if changes and not isinstance(node, ast.Dict):
         raise SearchSpaceError(f"{WHERE}: PARAMS is not a dict literal; it cannot be rewritten")
-    values = {k.value: v for k, v in zip(node.keys, node.values, strict=True) if isinstance(k, ast.Constant)}
+    keys = zip(node.keys, node.values, strict=True) if isinstance(node, ast.Dict) else ()
+    values = {k.value: v for k, v in keys if isinstance(k, ast.Constant)}
     edits = []
     for name, value in changes.items():
         if name not in values:
@@ -286,7 +287,7 @@ def rewrite(source: str, changes: dict, declarations: dict[str, str] | None = No
         target = top.get(name)
         if isinstance(target, ast.Constant) and isinstance(target.value, str):
             edits.append((target, literal(text)))
-        else:  # missing or not a literal: declare it just above PARAMS
+        else:  # missing or not a literal: declare it just above PARAMS (or the first function)
             insert.append(f"{name} = {literal(text)}\n")
     data = source.encode()
     starts = _line_starts(data)
@@ -300,8 +301,9 @@ def rewrite(source: str, changes: dict, declarations: dict[str, str] | None = No
     for a, b, text in spans:
         data = data[:a] + text.encode() + data[b:]
     if insert:
-        stmt = next(s for s in tree.body if getattr(s, "value", None) is node)
-        at = starts[stmt.lineno - 1]
+        anchors = [s for s in tree.body if node is not None and getattr(s, "value", None) is node]
+        anchors += [s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.ClassDef))]
+        at = starts[anchors[0].lineno - 1] if anchors else len(data)
         data = data[:at] + "".join(insert).encode() + data[at:]
     out = data.decode()
     _check(out, changes, declarations or {})
@@ -322,7 +324,7 @@ def _offset(starts: list[int], lineno: int, col: int) -> int:
 
 def _check(out: str, changes: dict, declarations: dict) -> None:
     """The rewrite must read back as intended; anything else is a bug here, not the user's."""
-    params = read_params(out)
+    params = read_params(out) if changes else {}
     top = _assignments(ast.parse(out))
     bad = [k for k, v in changes.items() if params.get(k) != v or type(params.get(k)) is not type(v)]
     bad += [k for k, v in declarations.items() if getattr(top.get(k), "value", None) != v]

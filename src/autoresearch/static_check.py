@@ -12,7 +12,7 @@ import ast
 import re
 
 from autoresearch import layout, text
-from autoresearch.contract import DECLARED, PREPARE_NAMES
+from autoresearch.contract import CATEGORIES, DECLARED, PREPARE_NAMES
 
 ALLOWED_FROM_PREPARE = {*PREPARE_NAMES, "evaluate_cli"}
 _PRIVATE_NAMES = (*layout.PREPARED, layout.MANIFEST, layout.LEDGER, "holdout.jsonl")
@@ -112,20 +112,20 @@ def _literals(source: str) -> dict:
 
 def declaration_problems(source: str) -> list[str]:
     d = _literals(source)  # as written: a newline is the agent's to fix, even though clean() would fold it
-    out = []
-    hyp = (d["HYPOTHESIS"] or "").strip()
-    if not hyp or "\n" in hyp:
-        out.append(
-            'HYPOTHESIS must be a one-line string literal, e.g. HYPOTHESIS = "LightGBM instead of logistic '
-            'regression"; it becomes the commit message'
+    return [p for p in (declaration_problem(name, d[name]) for name in DECLARED) if p]
+
+
+def declaration_problem(name: str, value: str | None) -> str | None:
+    """What is wrong with a HYPOTHESIS or CATEGORY as written in train.py or given to `step`, or None."""
+    value = (value or "").strip()
+    if name == "HYPOTHESIS" and (not value or "\n" in value):
+        return (
+            'HYPOTHESIS must be one line of text (in train.py, a string literal), e.g. "LightGBM instead of '
+            'logistic regression"; it becomes the commit message'
         )
-    cat = (d["CATEGORY"] or "").strip()
-    if not cat or len(cat.split()) != 1:
-        out.append(
-            'CATEGORY must be one word in quotes, e.g. CATEGORY = "model" (features, model, params, '
-            "preprocessing, ensemble, regularization, ...)"
-        )
-    return out
+    if name == "CATEGORY" and (not value or len(value.split()) != 1):
+        return f'CATEGORY must be one word (in train.py, a string literal), e.g. "model" ({CATEGORIES})'
+    return None
 
 
 NOT_CODE = (*DECLARED, "SEARCH_SPACE")  # what the agent declares about the code: no statement of it counts

@@ -82,8 +82,8 @@ def _step(cfg: Config, note: str | None) -> int:
     rc = run_step(argparse.Namespace(note=note))
     if runstate.current_run(cfg.root).incumbent.commit != before:
         source = (cfg.root / layout.TRAIN).read_text(encoding="utf-8", errors="replace")
-        print("train.py now starts (the rest is as it was):")
-        print("\n".join(f"  {line}" for line in search_space.declaration_lines(source)))
+        print("train.py's PARAMS are now (the rest is as it was):")
+        print("\n".join(f"  {line}" for line in search_space.declaration_lines(source, ("PARAMS",))))
     return rc
 
 

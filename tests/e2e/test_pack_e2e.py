@@ -9,7 +9,7 @@ The script, one model turn per request:
   3  (the refusal)                                    Edit README.md: no rule covers it, the guard hook refuses
   4  (the guard's reason)                             end the turn: the stop gate must block it
   5  (Stop hook feedback)                             Edit train.py again
-  6                                                   Bash `uv run autoresearch step`
+  6                                                   Bash `uv run autoresearch step --category .. --hypothesis '..'`
   7  (the second line)  the human runs `autoresearch stop` from another terminal, then end the turn: allowed
 The whole session is played once per module; each test checks one part of it.
 
@@ -60,12 +60,19 @@ def build_pipeline(params):
                               num_leaves=params["num_leaves"], random_state=SEED, n_jobs=N_JOBS, verbose=-1)
 '''
 FIRST = LGBM.format(hypothesis="LightGBM, native categoricals, 200 trees at lr 0.05", n=200, lr=0.05)
-SECOND = LGBM.format(hypothesis="LightGBM with 40 trees: is a smaller model as good?", n=40, lr=0.05)
+SMALLER = "LightGBM with 40 trees: is a smaller model as good?"
+SECOND = FIRST.replace(
+    '"n_estimators": 200', '"n_estimators": 40'
+)  # code only: the step writes the declarations, as program.md says
 STEP = {"command": "uv run autoresearch step", "description": "evaluate train.py, keep or revert"}
+STEP_SAID = {
+    "command": f"uv run autoresearch step --category params --hypothesis '{SMALLER}'",
+    "description": "evaluate train.py, keep or revert",
+}
 VERDICTS = r"(KEPT|(SIMPLIFIED|FASTER|KNOB ADDED) \(kept\)|(NOOP|DISCARDED) \(reverted to iter \d+(, near-miss)?\))"
 ONE_LINE = re.compile(
     rf"^iter (\d+) \| roc_auc \d\.\d{{4}} \(Δ [+-]\d\.\d{{4}}.*?\) \| {VERDICTS} "
-    r"\| eval [\d.]+s of [\d.]+s(, fit ~[\d.]+s/fold)?, step [\d.]+s \| model: ",
+    r"\| eval [\d.]+s of [\d.]+s(, fit ~[\d.]+s/fold)?, step [\d.]+s \| (model|params): ",
     re.M,
 )
 RULE_REASON = "denied by your permission settings"  # Claude Code's text for a deny rule (checked before hooks)
@@ -163,7 +170,7 @@ def session(claude_bin, tmp_path_factory) -> Session:
         ),
         final_text("Iteration done; stopping here for now."),
         _edit_train(proj, SECOND),
-        tool_call("Bash", STEP),
+        tool_call("Bash", STEP_SAID),
         human_stops_then_end_turn,
         off_script,
         off_script,
@@ -257,6 +264,7 @@ def test_ledger_and_branch_hold_exactly_what_the_ratchet_decided(session):
     assert len(rows) == 3 and rows[2]["iter"] == "2" and rows[2]["status"] in ("keep", "simplify", "noop", "discard"), (
         rows
     )
+    assert (rows[2]["category"], rows[2]["hypothesis"]) == ("params", SMALLER), rows  # the step's flags
     kept = [r["commit"] for r in rows if r["status"] in ("keep", "simplify")]
     on_branch = s.proj.git("rev-list", "--reverse", f"main..autoresearch/{TAG}").split()
     assert len(on_branch) == len(kept), (on_branch, rows)
