@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import make_project
+from conftest import fake_estimator, make_project
 
 from autoresearch import engine, sandbox
 from autoresearch.config import load_config
@@ -226,3 +226,37 @@ def test_hanging_train_py_with_a_family_is_killed(tmp_path_factory, sandboxed):
             break
     assert out.status == "timeout" and out.reason == f"exceeded the {budget} s budget"
     assert budget <= elapsed < budget + 2
+
+
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["sandbox", "no-sandbox"])
+def test_a_fold_that_will_not_end_after_its_reply_is_ended(tmp_path_factory, sandboxed):
+    """A train.py whose process hangs once its predictions are sent (its stdout never finishes flushing, and a
+    child it started ignores SIGTERM): the harness ends each fold as soon as it has the reply, so the
+    evaluation finishes on the folds' honest scores instead of waiting out the budget, and nothing is left."""
+    proj = make_project(
+        tmp_path_factory.mktemp("linger") / "proj",
+        config={"folds": 3, "repeats": 1, "budget_s": 60, "sandbox": sandboxed},
+    )
+    prepare(load_config(proj.path))
+    marker = f"marker-{uuid.uuid4().hex}"
+    train = proj.write(
+        "train.py",
+        "import subprocess, sys, time\n\nimport numpy as np\n\n"
+        f"MISBEHAVE = {MISBEHAVE!r}\n"
+        "HYPOTHESIS = 'linger'\nCATEGORY = 'test'\nPARAMS = {}\n\n\n"
+        "class Stuck:\n"
+        "    def write(self, text):\n"
+        "        return len(text)\n\n"
+        "    def flush(self):\n"
+        "        time.sleep(10**6)\n\n\n"
+        "sys.stdout = Stuck()  # the fold's last act is to flush it: it never ends by itself\n"
+        "subprocess.Popen([sys.executable, '-c', MISBEHAVE.replace('__file__', repr(__file__)), 'ignore_term', "
+        f"{marker!r}])\n" + fake_estimator(),
+    )
+    t0 = time.monotonic()
+    out = engine.cross_validate(load_config(proj.path), train, "cv", budget_s=45)
+    elapsed = time.monotonic() - t0
+    assert_all_dead(marker)
+    assert out.status == "ok", (out.status, out.reason, out.tail[-2000:])
+    assert out.scores == [0.5, 0.5, 0.5] and elapsed < 40
+    assert all(c >= 0 for c in out.cpu_s) and len(out.cpu_s) == 3, out.cpu_s  # every exit was collected

@@ -139,7 +139,7 @@ class Session:
     def lane(self, fresh: bool = False) -> Lane:
         self.used = True
         cur = self.current
-        if cur is not None and cur.started and not (fresh and cur.kind == "bwrap" and not cur.isolated):
+        if cur is not None and cur.started and not (fresh and not cur.serves_folds):
             if cur.proc.alive():
                 return cur
         if cur is not None and cur.started:
@@ -201,6 +201,19 @@ def run_folds(
     (its start on the monotonic clock, its seconds), stops as a timeout as soon as the folds done so far
     project the whole evaluation past PROJECTED_SLACK times the budget: it would time out anyway, and a night
     should not pay the rest of the budget to learn that."""
+    done: list = []  # the folds' outputs: a fold ended early reports its CPU time when the lane settles
+    try:
+        _run_folds(session, data, out, done, params, on_fold, budget)
+    finally:
+        if session.current is not None and session.current.started:
+            try:
+                session.current.settle()
+            except Ended:
+                pass  # the sandbox is gone: the watchdog's verdict says why
+        out.cpu_s = [f.cpu_s for f in done]
+
+
+def _run_folds(session, data, out, done, params, on_fold, budget) -> None:
     y = data.labels["train"]
     methods = data.metric.methods
     out.n_folds = n = len(data.folds)
@@ -216,7 +229,7 @@ def run_folds(
         f = session.lane(fresh=i > 0).fold(i, fit, y[fit], "train", test, methods, params)
         out.violations += f.violations
         out.fold_s.append(f.wall_s)
-        out.cpu_s.append(f.cpu_s)
+        done.append(f)
         if f.status != "ok":
             out.status, out.reason = "crash", _fold_reason(f)
             return

@@ -23,6 +23,7 @@ from autoresearch.files import read_json
 from autoresearch.processes import Watched
 
 READY_GRACE_S = 5.0  # beyond the deadline, what a socket read waits for before the watchdog's verdict counts
+SETTLE_S = 5.0  # what closing a lane waits, at most, for the exits of the folds it ended early
 SCRATCH_MB = 1024  # each fold's own /tmp and /dev/shm (tmpfs: it counts against the memory cap when used)
 PRELOADABLE = ("numpy", "pandas", "scipy", "sklearn", "lightgbm", "joblib", "threadpoolctl", "xgboost", "catboost")
 ENV_PASSED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "PYTHONHASHSEED")
@@ -64,6 +65,8 @@ class Lane:
         self.deadline, self.n_jobs = deadline, n_jobs or cfg.n_jobs
         self.isolated, self.why, self.import_s, self.started = False, None, 0.0, False
         self._ops, self._spare, self._exits = 0, None, {}
+        self._owed: dict[int, FoldOutput] = {}  # folds ended early whose exit (CPU time) is still to come
+        self._ended: set[int] = set()
         features = {part: cfg.data_dir / FEATURES[part] for part in parts}
         self._tmp = tempfile.TemporaryDirectory(prefix="autoresearch-eval-")  # the unsandboxed folds' scratch
         v = sandbox.view(self.train_py, {FEATURES[p]: f for p, f in features.items()}, _raw_data(cfg), SCRATCH_MB)
@@ -168,12 +171,30 @@ class Lane:
             out = self._read_fold(ours, export)
         finally:
             ours.close()
-        exit = self._exit_of(op)
-        code, out.cpu_s = exit.get("code"), _number(exit.get("cpu_s"), math.nan)
-        if out.status == "died":
-            out.reason = _death(code)
+        if out.status == "ok" and self.serves_folds:
+            # the reply is in: the worker kills the fold at once, and its exit (the CPU time) is collected
+            # later, so the fold's end and the kernel's teardown of it overlap the next fold
+            self._owed[op] = out
+            self._ctl_send({"op": "end", "fold": op})
+            self._wait_for(lambda: op in self._ended)
+            self._ended.discard(op)
+        else:
+            exit = self._exit_of(op)
+            code, out.cpu_s = exit.get("code"), _number(exit.get("cpu_s"), math.nan)
+            if out.status == "died":
+                out.reason = _death(code)
         out.wall_s = time.monotonic() - t0
         return out
+
+    @property
+    def serves_folds(self) -> bool:
+        """The lane forks every fold of the evaluation (not a sandbox of its own per fold, ended with it)."""
+        return self.isolated or self.kind != "bwrap"
+
+    def settle(self, timeout_s: float | None = None) -> None:
+        """Collect the exits of the folds ended early (their CPU time); with timeout_s, give up after it."""
+        if self._owed:
+            self._wait_for(lambda: not self._owed, timeout_s)
 
     def _open(self) -> tuple[int, socket.socket]:
         """A fold process, forked by the worker onto a socket pair of its own, waiting for its task."""
@@ -189,11 +210,27 @@ class Lane:
         return op, ours
 
     def _exit_of(self, op: int) -> dict:
-        while op not in self._exits:
-            msg = self._recv_ctl()
-            if msg.get("event") == "exit":
-                self._exits[msg.get("fold")] = msg
+        self._wait_for(lambda: op in self._exits)
         return self._exits.pop(op)
+
+    def _wait_for(self, done, timeout_s: float | None = None) -> None:
+        """Read the worker's events until done() holds: exits (of a fold ended early, its CPU time) and ends."""
+        while not done():
+            msg = self._recv_ctl(timeout_s)
+            event, op = msg.get("event"), msg.get("fold")
+            if event == "exit" and op in self._owed:
+                self._owed.pop(op).cpu_s = _number(msg.get("cpu_s"), math.nan)
+            elif event == "exit":
+                self._exits[op] = msg
+            elif event == "ended":
+                self._ended.add(op)
+
+    def _ctl_send(self, msg: dict) -> None:
+        try:
+            self.ctl.settimeout(self._timeout())
+            wire.send_json(self.ctl, msg)
+        except OSError:
+            raise Ended("the worker is gone") from None
 
     def _read_fold(self, sock: socket.socket, export: bool) -> FoldOutput:
         """The fold's frames: violations as they happen, then one error or one result (predictions, classes,
@@ -238,8 +275,8 @@ class Lane:
         except OSError:
             pass  # the worker died at once: ready() reports it
 
-    def _recv_ctl(self) -> dict:
-        self.ctl.settimeout(self._timeout())
+    def _recv_ctl(self, timeout_s: float | None = None) -> dict:
+        self.ctl.settimeout(self._timeout() if timeout_s is None else timeout_s)
         try:
             return wire.recv_json(self.ctl)
         except (EOFError, OSError, wire.ProtocolError):
@@ -247,6 +284,11 @@ class Lane:
 
     def close(self) -> str:
         try:
+            if self._owed and self.proc.ended is None:
+                try:
+                    self.settle(SETTLE_S)
+                except Ended:
+                    pass  # the CPU time of a fold ended early stays unknown (nan): never a FASTER verdict
             if self._spare is not None:
                 self._spare[1].close()
             self.ctl.close()

@@ -115,6 +115,9 @@ def _serve(init: dict, frames: dict, ctl: socket.socket, isolated: bool) -> None
                     msg, fd = wire.recv_json(ctl, want_fd=True)
                 except (EOFError, ConnectionError, wire.ProtocolError):
                     return  # the parent is done: the sandbox ends with this process
+                if msg.get("op") == "end":
+                    _end_fold(children, msg.get("fold"), isolated, ctl)
+                    continue
                 if fd is None:
                     continue
                 scratch = None if isolated else tempfile.mkdtemp(prefix="fold-", dir=init["scratch_root"])
@@ -133,6 +136,30 @@ def _serve(init: dict, frames: dict, ctl: socket.socket, isolated: bool) -> None
                     except BlockingIOError:
                         break
         _reap(children, isolated, ctl)
+
+
+def _end_fold(children: dict, op, isolated: bool, ctl: socket.socket) -> None:
+    """The parent has the fold's reply: kill the fold now, every process of it, rather than wait for it to end
+    and for the kernel's teardown (the exit, with its CPU time, is reported when it is over). So a fold that
+    will not end after its reply costs nothing, and once the parent hears this no code of it runs beside the
+    next fold's."""
+    from autoresearch.processes import descendants
+
+    for pid, (fold, _) in children.items():
+        if fold == op:
+            # isolated, the process forked here only waits for the fold's PID 1: it is left to reap it, so its
+            # exit reports the fold's whole CPU time; otherwise the fold is that process and its group
+            for inner in descendants(pid)[1 if isolated else 0 :]:
+                try:
+                    os.kill(inner, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            if not isolated:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+    wire.send_json(ctl, {"event": "ended", "fold": op})
 
 
 def _reap(children: dict, isolated: bool, ctl: socket.socket) -> None:
