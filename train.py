@@ -1,9 +1,12 @@
 """The one file the agent edits; program.md says how. `uv run train.py` scores it by hand.
 
-The top holds what usually changes, from PARAMS to model(): a knob, a feature, a model. `autoresearch step
+The top holds what usually changes, from PARAMS to features(): a knob, a model, a feature. `autoresearch step
 --hypothesis ... --category ...` writes HYPOTHESIS and CATEGORY. Below the line is the glue that turns
 features into columns the model can take.
 """
+
+import numpy as np  # noqa: F401 - for features() and model()
+import pandas as pd  # noqa: F401
 
 from prepare import N_JOBS, SEED, TASK
 
@@ -11,12 +14,6 @@ HYPOTHESIS = "baseline: impute, scale, one-hot, then a linear model"
 CATEGORY = "baseline"
 PARAMS = {"C": 1.0}  # the knob values model() and features() read; `autoresearch sweep` tunes them
 SEARCH_SPACE = {"C": {"low": 1e-3, "high": 1e2, "log": True}}  # the ranges the sweep may search, per PARAMS key
-
-
-def features(X):
-    """Row-wise features: X is one fold's rows (a DataFrame of the raw columns). Add columns as numbers or as
-    pandas 'category' dtype; nothing learnt from the rows here (learnt transforms go in the glue below)."""
-    return X
 
 
 def model(params):
@@ -27,6 +24,12 @@ def model(params):
     if TASK == "regression":
         return Ridge(alpha=1.0 / params["C"])  # one knob for both tasks: C, the inverse of the penalty
     return LogisticRegression(C=params["C"], max_iter=2000)
+
+
+def features(X):
+    """Row-wise features: X is one fold's rows (a DataFrame of the raw columns). Add columns as numbers or as
+    pandas 'category' dtype; nothing learnt from the rows here (learnt transforms go in the glue below)."""
+    return X
 
 
 # ---------------------------------------------------------------------------

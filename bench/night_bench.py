@@ -144,17 +144,15 @@ def render(blocks: dict) -> str:
     """train.py: the shipped template with the declarations, features() and model() of these blocks."""
     params, space, model = blocks["params"], blocks["space"], MODELS[blocks["family"]][2]
     src = TEMPLATE
-    decl_start, decl_end = src.index("HYPOTHESIS = "), src.index("\n\n\ndef features(")
+    decl_start = src.index("HYPOTHESIS = ")
+    decl_end = src.index("\n", src.index("SEARCH_SPACE = "))
     decl = (
         f"HYPOTHESIS = {json.dumps(blocks['hypothesis'])}\nCATEGORY = {json.dumps(blocks['category'])}\n"
         f"PARAMS = {params!r}\nSEARCH_SPACE = {space!r}"
     )
     src = src[:decl_start] + decl + src[decl_end:]
     if FEATURES[blocks["features"]]:
-        f0 = src.index("def features(X):")
-        src = src[:f0] + FEATURES[blocks["features"]].rstrip("\n") + src[src.index("\n\n\ndef model(", f0) :]
-    m0 = src.index("def model(params):")
-    m1 = src.index("\n\n\n# ----", m0) + 1
+        src = _replace_def(src, "features", FEATURES[blocks["features"]])
     body = model
     if blocks.get("ensemble"):
         family = blocks["family"]
@@ -166,7 +164,13 @@ def render(blocks: dict) -> str:
             + "\n\n"
             + ENSEMBLE.format(family=family, partner=partner, partner_params=MODELS[partner][0])
         )
-    return src[:m0] + body + src[m1:]
+    return _replace_def(src, "model", body)
+
+
+def _replace_def(src: str, name: str, new: str) -> str:
+    """The template with its top-level function `name` (up to the two blank lines after it) replaced."""
+    start = src.index(f"def {name}(")
+    return src[:start] + new.rstrip("\n") + src[src.index("\n\n\n", start) :]
 
 
 # ---------------------------------------------------------------------------

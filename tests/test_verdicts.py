@@ -24,6 +24,7 @@ def model(params):
 
     class Burning(LogisticRegression):
         def fit(self, X, y):
+            time.sleep(params.get("sleep_s", 0))
             end = time.process_time() + params["burn_s"]
             while time.process_time() < end:
                 pass
@@ -129,11 +130,16 @@ def test_a_new_knob_arrives_with_its_search_space(proj):
     assert proj.git("log", "-1", "--format=%s") == "read tol from PARAMS for the sweep"
 
 
+def burning_template(src: str) -> str:
+    """The shipped train.py with model() replaced by BURN."""
+    start = src.index("def model(params):")
+    return src[:start] + BURN.strip() + src[src.index("\n\n\n", start) :]
+
+
 def test_faster_needs_clearly_less_time_on_the_folds(tmp_path):
     p = make_project(tmp_path / "proj", config={**FAST_CONFIG, "n_jobs": 1}, commit=False)
     src = p.read("train.py")
-    start, end = src.index("def model(params):"), src.index("# ----")
-    burning = src[:start] + BURN.lstrip() + "\n\n" + src[end:]
+    burning = burning_template(src)
     p.write("train.py", burning.replace('PARAMS = {"C": 1.0}', 'PARAMS = {"C": 1.0, "burn_s": 3.0}'))
     p.commit_all("a baseline that burns 3 s of CPU per fit")
     assert p.cli("start", TAG).returncode == 0
@@ -145,6 +151,22 @@ def test_faster_needs_clearly_less_time_on_the_folds(tmp_path):
     assert "(Δ +0.0000 ± 0.0000" in line and "| FASTER (kept) |" in line, line
     rec = record(p, 1)
     assert rec["cpu_s"] < 0.7 * base["cpu_s"] and sum(rec["fold_s"]) < 0.7 * sum(base["fold_s"]), rec
+
+
+def test_less_wall_time_with_the_same_cpu_time_is_not_faster_and_the_line_says_so(tmp_path):
+    """Dogfood round 7: dense input let a forest use both threads, the folds took 20 s instead of 47 s on the
+    same CPU time, and the NOOP line said nothing of FASTER. Here the incumbent waits in every fit."""
+    p = make_project(tmp_path / "proj", config={**FAST_CONFIG, "n_jobs": 1}, commit=False)
+    slow = burning_template(p.read("train.py")).replace(
+        'PARAMS = {"C": 1.0}', 'PARAMS = {"C": 1.0, "burn_s": 0.5, "sleep_s": 2.5}'
+    )
+    p.write("train.py", slow)
+    p.commit_all("a baseline that waits 2.5 s and burns 0.5 s of CPU per fit")
+    assert p.cli("start", TAG).returncode == 0
+    p.write("train.py", declare(slow.replace('"sleep_s": 2.5', '"sleep_s": 0.0'), "stop waiting", "model"))
+    line = step_line(p, 1)
+    assert "| NOOP (reverted to iter 0) |" in line and "| not worse, not FASTER: " in line, line
+    assert "CPU-s (the incumbent's" in line and "FASTER needs 30% less CPU time too" in line, line
 
 
 def test_a_note_rides_on_the_step_and_the_line_says_plateau(tmp_path):

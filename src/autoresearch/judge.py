@@ -82,7 +82,7 @@ def judge(cfg: Config, repo, run: Run, pending: Pending, out: engine.Outcome, da
             rec.reason = what[rec.status]
         elif rec.status == keep_rule.NOOP and v.p_not_worse < cfg.alpha:  # not worse, and not kept: why not
             simplify = rec.category.lower() == "simplify"
-            rec.reason = what.get("moved") or (what["not lighter"] if simplify else rec.reason)
+            rec.reason = what.get("moved") or what.get("cpu") or (what["not lighter"] if simplify else rec.reason)
     rec.wall_s = time.monotonic() - t0
     rec.budget_share = out.wall_s / cfg.budget_s
     return rec
@@ -114,6 +114,15 @@ def _lighter(
     if inc.cost_s == inc.cost_s:  # an older run.json has no fold time for its incumbent
         limit = keep_rule.faster_wall_limit(inc.cost_s, cfg.budget_s)
         what["not lighter"] += f", {folds:.0f}s on the folds (FASTER needs <= {limit:.0f}s)"
+    cpu = sum(out.cpu_s)
+    faster = keep_rule.faster(folds, cpu, inc.cost_s, inc.cpu_s, cfg.budget_s)
+    if not faster and folds <= keep_rule.faster_wall_limit(inc.cost_s, cfg.budget_s) and inc.cpu_s == inc.cpu_s:
+        what["cpu"] = (
+            f"not worse, not FASTER: {folds:.0f}s on the folds (the incumbent's {inc.cost_s:.0f}s), but "
+            f"{cpu:.0f} CPU-s (the incumbent's {inc.cpu_s:.0f}): FASTER needs {keep_rule.FASTER_SHARE:.0%} less "
+            "CPU time too, as the same work spread over more threads could also be a machine busier when the "
+            "incumbent ran"
+        )
     if keys and not same:
         what["moved"] = (
             f"not worse, not KNOB ADDED: new knobs {', '.join(keys)}, but the fold scores moved (KNOB ADDED "
@@ -121,7 +130,7 @@ def _lighter(
         )
     return keep_rule.Lighter(
         simpler=pending.statements < had,
-        faster=keep_rule.faster(folds, sum(out.cpu_s), inc.cost_s, inc.cpu_s, cfg.budget_s),
+        faster=faster,
         knob=bool(keys) and same,
     ), what
 

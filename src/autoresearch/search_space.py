@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import math
 
 from autoresearch.errors import UserError
 
@@ -38,6 +39,24 @@ class Dim:
     high: float | int | None = None
     log: bool = False
     choices: tuple = ()
+
+
+EDGE_SHARE = 0.1  # a best value this close to a bound (a share of the range, in log space for log knobs)
+
+
+def at_edge(dims, values: dict) -> list[str]:
+    """Words for each numeric knob whose value sits at a bound of its range: the best may lie beyond it."""
+    out = []
+    for d in dims:
+        v = values.get(d.name)
+        if d.kind == "categorical" or not isinstance(v, (int, float)) or d.high <= d.low:
+            continue
+        scale = (lambda x: math.log(x)) if d.log and d.low > 0 else (lambda x: x)
+        where = (scale(min(max(v, d.low), d.high)) - scale(d.low)) / (scale(d.high) - scale(d.low))
+        if where >= 1 - EDGE_SHARE or where <= EDGE_SHARE:
+            side = "top" if where >= 1 - EDGE_SHARE else "bottom"
+            out.append(f"{d.name} {v!r} is at the {side} of its range {d.low!r}..{d.high!r}")
+    return out
 
 
 class _NotLiteral:

@@ -335,6 +335,9 @@ def _hand_off(
     current = log.current_value(plan.current)
     base = f" (current PARAMS: {current:.4f})" if current is not None else ""
     print(f"search best: {metric} {best['value']:.4f} on the sweep's own folds, trial {best['number']}{base}")
+    edges = search_space.at_edge(plan.dims, {**plan.current, **best["params"]})
+    if edges:
+        print(f"at the edge: {'; '.join(edges)}: the best may lie beyond it, so widen SEARCH_SPACE that way")
     changes = _changes(best["params"], plan.current, plan.dims)
     if current is not None and not log.better(best["value"], current):
         changes = {}  # a tie with other PARAMS is no evidence: stepping it would spend an evaluation on nothing
