@@ -198,14 +198,19 @@ def test_output_flood_is_capped_and_the_run_ends_cleanly(tmp_path, how):
 # Through the engine: a train.py whose build_pipeline starts children and a daemon, then hangs
 
 
-@pytest.mark.parametrize("sandboxed", [True, False], ids=["sandbox", "no-sandbox"])
-def test_hanging_train_py_with_a_family_is_killed(tmp_path_factory, sandboxed):
+def prepared_project(tmp_path_factory, name: str, sandboxed: bool):
+    """A prepared project of 3 folds for engine.cross_validate, and a marker for train.py's processes."""
     proj = make_project(
-        tmp_path_factory.mktemp("hang") / "proj",
+        tmp_path_factory.mktemp(name) / "proj",
         config={"folds": 3, "repeats": 1, "budget_s": 60, "sandbox": sandboxed},
     )
     prepare(load_config(proj.path))
-    marker = f"marker-{uuid.uuid4().hex}"
+    return proj, f"marker-{uuid.uuid4().hex}"
+
+
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["sandbox", "no-sandbox"])
+def test_hanging_train_py_with_a_family_is_killed(tmp_path_factory, sandboxed):
+    proj, marker = prepared_project(tmp_path_factory, "hang", sandboxed)
     train = proj.write(
         "train.py",
         f"import subprocess, sys, time\n\nMISBEHAVE = {MISBEHAVE!r}\n"
@@ -233,12 +238,7 @@ def test_a_fold_that_will_not_end_after_its_reply_is_ended(tmp_path_factory, san
     """A train.py whose process hangs once its predictions are sent (its stdout never finishes flushing, and a
     child it started ignores SIGTERM): the harness ends each fold as soon as it has the reply, so the
     evaluation finishes on the folds' honest scores instead of waiting out the budget, and nothing is left."""
-    proj = make_project(
-        tmp_path_factory.mktemp("linger") / "proj",
-        config={"folds": 3, "repeats": 1, "budget_s": 60, "sandbox": sandboxed},
-    )
-    prepare(load_config(proj.path))
-    marker = f"marker-{uuid.uuid4().hex}"
+    proj, marker = prepared_project(tmp_path_factory, "linger", sandboxed)
     train = proj.write(
         "train.py",
         "import subprocess, sys, time\n\nimport numpy as np\n\n"

@@ -111,12 +111,12 @@ def _lighter(
     what[keep_rule.KNOB] = f"new knobs {', '.join(keys)}, same fold scores: sweep them next"
     # a simplification that was not worse and still not kept: what SIMPLIFIED and FASTER would have needed
     what["not lighter"] = f"not worse, not lighter: {pending.statements} statements (SIMPLIFIED needs < {had})"
-    if inc.cost_s == inc.cost_s:  # an older run.json has no fold time for its incumbent
-        limit = keep_rule.faster_wall_limit(inc.cost_s, cfg.budget_s)
+    limit = keep_rule.faster_wall_limit(inc.cost_s, cfg.budget_s)  # nan for an older run.json's incumbent
+    if limit == limit:
         what["not lighter"] += f", {folds:.0f}s on the folds (FASTER needs <= {limit:.0f}s)"
     cpu = sum(out.cpu_s)
     faster = keep_rule.faster(folds, cpu, inc.cost_s, inc.cpu_s, cfg.budget_s)
-    if not faster and folds <= keep_rule.faster_wall_limit(inc.cost_s, cfg.budget_s) and inc.cpu_s == inc.cpu_s:
+    if not faster and folds <= limit and inc.cpu_s == inc.cpu_s:
         what["cpu"] = (
             f"not worse, not FASTER: {folds:.0f}s on the folds (the incumbent's {inc.cost_s:.0f}s), but "
             f"{cpu:.0f} CPU-s (the incumbent's {inc.cpu_s:.0f}): FASTER needs {keep_rule.FASTER_SHARE:.0%} less "

@@ -149,17 +149,19 @@ def _end_fold(children: dict, op, isolated: bool, ctl: socket.socket) -> None:
         if fold == op:
             # isolated, the process forked here only waits for the fold's PID 1: it is left to reap it, so its
             # exit reports the fold's whole CPU time; otherwise the fold is that process and its group
-            for inner in descendants(pid)[1 if isolated else 0 :]:
-                try:
-                    os.kill(inner, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+            _kill(descendants(pid)[1 if isolated else 0 :])
             if not isolated:
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+                _kill([pid], os.killpg)
     wire.send_json(ctl, {"event": "ended", "fold": op})
+
+
+def _kill(pids, how=os.kill) -> None:
+    """SIGKILL each (a process, or with os.killpg a group); one already gone is fine."""
+    for p in pids:
+        try:
+            how(p, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _reap(children: dict, isolated: bool, ctl: socket.socket) -> None:
@@ -197,21 +199,14 @@ def _harden(init: dict) -> None:
 def _cleanup(pid: int, scratch: str | None, live: dict) -> None:
     """Without namespaces nothing takes a fold's leftovers with it: kill its process group and the orphans it
     left (they come back to this process, a subreaper), but not the other folds' processes; remove its scratch."""
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    _kill([pid], os.killpg)
     if LINUX:
         from autoresearch.processes import children_of, descendants
 
         for child in children_of(os.getpid()):
             if child in live:
                 continue
-            for p in reversed(descendants(child)):
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+            _kill(reversed(descendants(child)))
             try:
                 os.waitpid(child, 0)
             except ChildProcessError:
