@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import FAST_CONFIG, make_project
 
-from autoresearch import keep_rule
+from autoresearch import cards, keep_rule
 
 TAG = "verdicts"
 # a CPU-burning fit, its length a PARAMS value: a change of that value moves no statement
@@ -182,7 +182,8 @@ def test_a_note_rides_on_the_step_and_the_line_says_plateau(tmp_path):
     assert notes[-1] == "- iter 1 (NOOP (reverted)): knob nudges do nothing here; parked", notes
     p.write("train.py", declare(src.replace('"C": 1.0', '"C": 0.99'), "a hair less C", "params"))
     line = step_line(p, 2)
-    assert line.endswith("s | plateau: 2 without a keep (change category, or sweep) | params: a hair less C"), line
+    hint = "plateau: 2 without a gain (change category or sweep, and --note what you learnt)"
+    assert line.endswith(f"s | {hint} | params: a hair less C"), line
     assert p.read("notes.md").splitlines()[-1] == notes[-1]  # no --note, no line
     assert p.cli("step", "--note", "never written").returncode != 0  # train.py unchanged: not an iteration
     assert "never written" not in p.read("notes.md")
@@ -210,3 +211,20 @@ def test_the_line_says_why_a_second_look_did_not_happen():
     )
     slow.cpu_s = 230.0
     assert "threads' cores" not in timeout_reason(slow, cfg, 10, [58.0, 59.0])
+
+
+def test_a_keep_that_does_not_raise_the_score_does_not_end_a_plateau():
+    rows = [{"status": s} for s in ("baseline", "keep", "noop", "knob", "noop", "simplify", "faster", "discard")]
+    assert cards.since_gain(rows) == 6
+    assert cards.since_gain([*rows, {"status": "keep"}]) == 0
+
+
+def test_a_simplification_not_shown_not_worse_says_so(tmp_path):
+    p = make_project(tmp_path / "proj", config={**FAST_CONFIG, "n_jobs": 1})
+    assert p.cli("start", TAG).returncode == 0
+    # a much stronger penalty: no fewer statements, and the folds cannot show it is not worse
+    p.write("train.py", p.read("train.py").replace('"C": 1.0', '"C": 0.03'))
+    r = p.cli("step", "--category", "simplify", "--hypothesis", "a much smaller C")
+    line = next(x for x in r.stdout.splitlines() if x.startswith("iter 1 |"))
+    assert "| NOOP (reverted to iter 0) |" in line, line
+    assert "| not shown not worse: p(worse by the margin " in line and ", SIMPLIFIED needs < 0.04 | NOOP" in line, line

@@ -181,7 +181,7 @@ def step_line(
     14.0s | model: LightGBM with 31 leaves`. back_to: the iteration a reverted train.py is again; steps: the
     run's ledger rows, for the plateau advice (so the agent needs no status card to see one)."""
     n = on_plateau(cfg, steps) if cfg is not None and steps else 0
-    hint = f"plateau: {n} without a keep (change category, or sweep)" if n else ""
+    hint = f"plateau: {n} without a gain (change category or sweep, and --note what you learnt)" if n else ""
     return _step_line(rec, metric, cfg, back_to, hint)
 
 
@@ -245,7 +245,9 @@ def near_miss(rec: Record) -> bool:
 def _second_look_text(rec: Record) -> list[str]:
     """The evidence segment after the score: a second look, why none was taken, or what a not-worse verdict
     rested on (SIMPLIFIED, FASTER, KNOB ADDED) or lacked."""
-    if (rec.status in (SIMPLIFY, FASTER, KNOB) and rec.reason) or (rec.reason or "").startswith("not worse, not "):
+    if (rec.status in (SIMPLIFY, FASTER, KNOB) and rec.reason) or (rec.reason or "").startswith(
+        ("not worse, not ", keep_rule.NOT_SHOWN)
+    ):
         return [text.shown(rec.reason, 170)]
     if rec.looks != 2 and (rec.reason or "").startswith("borderline; "):  # asked for, but it did not finish
         why = rec.reason.removeprefix("borderline; ")
@@ -333,20 +335,21 @@ def _categories(steps: list[dict]) -> list[str]:
     return labelled("categories: ", parts, max_lines=3) if parts else []
 
 
-def since_keep(steps: list[dict]) -> int:
-    """Ledger rows (newest last) since the last kept one."""
+def since_gain(steps: list[dict]) -> int:
+    """Ledger rows (newest last) since the last one that raised the score: a SIMPLIFIED, FASTER or KNOB ADDED
+    keep leaves the score where it was, so it does not end a plateau (dogfood round 8: a knob reset it)."""
     n = 0
     for r in reversed(steps):
-        if r["status"] in (*keep_rule.KEPT, keep_rule.BASELINE):
+        if r["status"] in (keep_rule.KEEP, keep_rule.BASELINE):
             break
         n += 1
     return n
 
 
 def on_plateau(cfg: Config, steps: list[dict]) -> int:
-    """Iterations since the last keep once they reach cfg.plateau_after, else 0: the one plateau threshold of
+    """Iterations since the last gain once they reach cfg.plateau_after, else 0: the one plateau threshold of
     the step line and the cards."""
-    n = since_keep(steps)
+    n = since_gain(steps)
     return n if n >= cfg.plateau_after else 0
 
 
@@ -355,7 +358,7 @@ def plateau(cfg: Config, steps: list[dict]) -> str | None:
     if not n:
         return None
     return (
-        f"plateau: no keep in the last {n} iterations: change category (see program.md phases), or run "
+        f"plateau: no gain in the last {n} iterations: change category (see program.md phases), or run "
         "`uv run autoresearch sweep` on a SEARCH_SPACE of the current model's knobs"
     )
 
