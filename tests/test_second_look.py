@@ -193,3 +193,20 @@ def test_near_misses_are_marked_on_the_step_line(extra, near):
     }
     label = "| NOOP (reverted, near-miss) |" if near else "| NOOP (reverted) |"
     assert label in cards.step_line(Record(**rec), "roc_auc")
+
+
+def test_the_second_near_miss_of_a_category_since_the_last_gain_says_park_it():
+    def row(status, category, delta="0.002", p="0.05"):
+        return {"status": status, "category": category, "delta": delta, "p_value": p}
+
+    rec = Record(
+        iter=6, tag="t", status="noop", hypothesis="h", category="features", mean=0.9, delta=0.002, se_delta=0.004,
+        p_value=0.05, wall_s=9.0,
+    )  # fmt: skip
+    park = "near-miss 2 in features since the last gain: park that kind of change"
+    earlier = [row("keep", "model"), row("noop", "features", p="0.3"), row("noop", "model")]
+    assert park not in cards.step_line(rec, "roc_auc", steps=[*earlier, row("noop", "features")])
+    steps = [*earlier, row("noop", "features"), row("noop", "features")]  # the last row is this step's own
+    assert park in cards.step_line(rec, "roc_auc", steps=steps)
+    # a near-miss before the last gain is history: the family was worth going on with
+    assert park not in cards.step_line(rec, "roc_auc", steps=[row("noop", "features"), *steps[:1], steps[-1]])

@@ -181,8 +181,23 @@ def step_line(
     14.0s | model: LightGBM with 31 leaves`. back_to: the iteration a reverted train.py is again; steps: the
     run's ledger rows, for the plateau advice (so the agent needs no status card to see one)."""
     n = on_plateau(cfg, steps) if cfg is not None and steps else 0
-    hint = f"plateau: {n} without a gain (change category or sweep, and --note what you learnt)" if n else ""
-    return _step_line(rec, metric, cfg, back_to, hint)
+    hints = [f"plateau: {n} without a gain (change category or sweep, and --note what you learnt)" if n else ""]
+    hints.append(_park_hint(rec, steps or []))
+    return _step_line(rec, metric, cfg, back_to, "; ".join(h for h in hints if h))
+
+
+def _park_hint(rec: Record, steps: list[dict]) -> str:
+    """Program rule 5 on the line: this near-miss is its category's second since the last gain (dogfood round 8:
+    an agent went on with a family after two)."""
+    if not near_miss(rec) or not steps:
+        return ""
+    since = steps[len(steps) - since_gain(steps) :]
+    n = sum(
+        r["category"].lower() == (rec.category or "").lower()
+        and keep_rule.near_miss(r["status"], ledger.number(r, "delta"), ledger.number(r, "p_value"))
+        for r in since
+    )
+    return f"near-miss {n} in {rec.category} since the last gain: park that kind of change" if n >= 2 else ""
 
 
 def _step_line(rec: Record, metric: str, cfg: Config | None, back_to: int | None, hint: str) -> str:
