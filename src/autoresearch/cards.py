@@ -263,7 +263,7 @@ def _second_look_text(rec: Record) -> list[str]:
     if (rec.status in (SIMPLIFY, FASTER, KNOB) and rec.reason) or (rec.reason or "").startswith(
         ("not worse, not ", keep_rule.NOT_SHOWN)
     ):
-        return [text.shown(rec.reason, 170)]
+        return [text.shown(rec.reason)]  # a reason cut short loses what the verdict needed (dogfood round 8)
     if rec.looks != 2 and (rec.reason or "").startswith("borderline; "):  # asked for, but it did not finish
         why = rec.reason.removeprefix("borderline; ")
         why = why.replace("no second look: ", "no 2nd look: ").replace("the second look ", "2nd look ")

@@ -125,8 +125,7 @@ def _lighter(
         what["cpu"] = (
             f"not worse, not FASTER: {folds:.0f}s on the folds (the incumbent's {inc.cost_s:.0f}s), but "
             f"{cpu:.0f} CPU-s (the incumbent's {inc.cpu_s:.0f}): FASTER needs {keep_rule.FASTER_SHARE:.0%} less "
-            "CPU time too, as the same work spread over more threads could also be a machine busier when the "
-            "incumbent ran"
+            "CPU time too (the same work on more threads is not cheaper)"
         )
     if keys and not same:
         what["moved"] = (
