@@ -18,7 +18,8 @@ SEARCH_SPACE = {"C": {"low": 1e-3, "high": 1e2, "log": True}}  # the ranges the 
 
 def model(params):
     """The estimator the features feed. Import what it needs here, so a model swap is one edit; pass N_JOBS to
-    n_jobs / num_threads and SEED to random_state."""
+    n_jobs / num_threads and SEED to random_state. Any object with fit and predict (or predict_proba) will do;
+    a class of your own goes at the top level of this file, as `autoresearch export` pickles the fitted model."""
     from sklearn.linear_model import LogisticRegression, Ridge
 
     if TASK == "regression":

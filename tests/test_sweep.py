@@ -451,6 +451,8 @@ def test_a_best_value_at_a_bound_is_called_out():
         "C 0.0012 is at the bottom of its range 0.001..100.0"
     ]
     assert search_space.at_edge(dims, {"leaf": 50, "C": 0.01, "loss": "b"}) == []  # 20% up the log range
+    near = [search_space.Dim("leaves", "int", low=2, high=32), search_space.Dim("mcs", "int", low=5, high=100)]
+    assert search_space.at_edge(near, {"leaves": 5, "mcs": 13}) == []  # a tenth and 8% up: room below
     # nothing lies below a penalty of 0 or above a fraction of 1.0: no advice to widen there
     natural = [search_space.Dim("alpha", "float", low=0, high=10), search_space.Dim("sub", "float", low=0.5, high=1.0)]
     assert search_space.at_edge(natural, {"alpha": 0.44, "sub": 0.98}) == []

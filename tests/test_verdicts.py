@@ -187,6 +187,8 @@ def test_a_note_rides_on_the_step_and_the_line_says_plateau(tmp_path):
     assert p.read("notes.md").splitlines()[-1] == notes[-1]  # no --note, no line
     assert p.cli("step", "--note", "never written").returncode != 0  # train.py unchanged: not an iteration
     assert "never written" not in p.read("notes.md")
+    p.write("train.py", declare(src.replace('"C": 1.0', '"C": 0.98'), "a bit less C", "params"))
+    assert "s | plateau: 3 without a gain (change category or sweep) | params: a bit less C" in step_line(p, 3)
 
 
 def test_the_line_says_why_a_second_look_did_not_happen():
@@ -227,4 +229,4 @@ def test_a_simplification_not_shown_not_worse_says_so(tmp_path):
     r = p.cli("step", "--category", "simplify", "--hypothesis", "a much smaller C")
     line = next(x for x in r.stdout.splitlines() if x.startswith("iter 1 |"))
     assert "| NOOP (reverted to iter 0) |" in line, line
-    assert "| not shown not worse: p(worse by the margin " in line and ", SIMPLIFIED needs < 0.04 | NOOP" in line, line
+    assert "| not SIMPLIFIED: p(worse by the margin " in line and ", not worse needs < 0.04 | NOOP" in line, line

@@ -181,7 +181,9 @@ def step_line(
     14.0s | model: LightGBM with 31 leaves`. back_to: the iteration a reverted train.py is again; steps: the
     run's ledger rows, for the plateau advice (so the agent needs no status card to see one)."""
     n = on_plateau(cfg, steps) if cfg is not None and steps else 0
-    hints = [f"plateau: {n} without a gain (change category or sweep, and --note what you learnt)" if n else ""]
+    # the note once, where the plateau begins: program.md's notes rule allows it then, not at every step after
+    note = ", and --note what you learnt" if n and cfg is not None and n == cfg.plateau_after else ""
+    hints = [f"plateau: {n} without a gain (change category or sweep{note})" if n else ""]
     hints.append(_park_hint(rec, steps or []))
     return _step_line(rec, metric, cfg, back_to, "; ".join(h for h in hints if h))
 

@@ -86,7 +86,7 @@ def judge(cfg: Config, repo, run: Run, pending: Pending, out: engine.Outcome, da
         elif rec.status == keep_rule.NOOP and rec.category.lower() == "simplify":  # say why, as for the others
             rec.reason = (
                 f"{keep_rule.NOT_SHOWN}: p(worse by the margin {terms.margin:.4f})={v.p_not_worse:.2g}, "
-                f"SIMPLIFIED needs < {cfg.alpha:g}"
+                f"not worse needs < {cfg.alpha:g}"
             )
     rec.wall_s = time.monotonic() - t0
     rec.budget_share = out.wall_s / cfg.budget_s

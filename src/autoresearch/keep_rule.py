@@ -35,7 +35,7 @@ KEPT = (KEEP, SIMPLIFY, FASTER, KNOB)  # verdicts that advance the branch
 FAILED = (CRASH, TIMEOUT, INVALID)
 LOOK_P = 0.3  # a first look with p_better under this (and no outright keep) earns a second look
 STRONG_SHARE = 0.25  # with a second look available, the first look alone keeps only at p < alpha * this
-NOT_SHOWN = "not shown not worse"  # a simplification's NOOP reason when the non-inferiority test failed
+NOT_SHOWN = "not SIMPLIFIED"  # a simplification's NOOP reason when the non-inferiority test failed
 NEAR_MISS_P = 0.1  # a NOOP with Δ > 0 whose last p is under this was close (program.md parks families on it)
 # not worse: Δ > -margin at p < alpha, margin = this share of the incumbent's ± (the standard error of its CV
 # mean: how well its score is known at all); bench/keep_rule_bench.py measures what it keeps

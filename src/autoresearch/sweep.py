@@ -317,7 +317,8 @@ def _hand_off(
     names = [d.name for d in plan.dims]
     here = (
         f"{len(log.trials)} trials in {wall_s:.0f} s: {log.count('complete')} complete, "
-        f"{log.count('pruned')} pruned, {log.count('fail')} failed, {log.count('cut')} cut by the budget's end"
+        f"{log.count('pruned')} pruned (stopped behind the complete trials' median on their first folds; they "
+        f"still steer the search), {log.count('fail')} failed, {log.count('cut')} cut by the budget's end"
     )
     failed = [t for t in log.trials if t["state"] == "fail" and t.get("reason")]
     if failed:
