@@ -184,14 +184,14 @@ def step_line(
     # the note once, where the plateau begins: program.md's notes rule allows it then, not at every step after
     note = ", and --note what you learnt" if n and cfg is not None and n == cfg.plateau_after else ""
     hints = [f"plateau: {n} without a gain (change category or sweep{note})" if n else ""]
-    hints.append(_park_hint(rec, steps or []))
+    hints.append(_park_hint(rec, steps) if steps else "")
     return _step_line(rec, metric, cfg, back_to, "; ".join(h for h in hints if h))
 
 
 def _park_hint(rec: Record, steps: list[dict]) -> str:
     """Program rule 5 on the line: this near-miss is its category's second since the last gain (dogfood round 8:
     an agent went on with a family after two)."""
-    if not near_miss(rec) or not steps:
+    if not near_miss(rec):
         return ""
     since = steps[len(steps) - since_gain(steps) :]
     n = sum(

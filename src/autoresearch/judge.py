@@ -83,7 +83,7 @@ def judge(cfg: Config, repo, run: Run, pending: Pending, out: engine.Outcome, da
         elif rec.status == keep_rule.NOOP and v.p_not_worse < cfg.alpha:  # not worse, and not kept: why not
             simplify = rec.category.lower() == "simplify"
             rec.reason = what.get("moved") or what.get("cpu") or (what["not lighter"] if simplify else rec.reason)
-        elif rec.status == keep_rule.NOOP and rec.category.lower() == "simplify":  # say why, as for the others
+        elif rec.status == keep_rule.NOOP and rec.category.lower() == "simplify":  # not shown not worse: say so
             rec.reason = (
                 f"{keep_rule.NOT_SHOWN}: p(worse by the margin {terms.margin:.4f})={v.p_not_worse:.2g}, "
                 f"not worse needs < {cfg.alpha:g}"

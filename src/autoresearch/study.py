@@ -194,18 +194,17 @@ def _work(i: int, cfg: Config, train_py: Path, plan: Plan, data, log: Log, log_p
             t0 = time.monotonic()
             try:
                 state, value, n, reason = _evaluate(session, data, picked, trial, plan.deadline, clock)
+                if state == "complete":
+                    study.tell(trial, value)
+                else:
+                    study.tell(trial, state=states.PRUNED if state == "pruned" else states.FAIL)
             except SweepViolation as e:
                 study.tell(trial, state=states.FAIL)
                 log.violations.extend(e.args[0])
                 return
-            try:
-                if state == "complete":
-                    study.tell(trial, value)
-                elif state != "taken":
-                    study.tell(trial, state=states.PRUNED if state == "pruned" else states.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
-                state = "taken"
-            if state == "taken":  # the other machine's row counts it; this one asks for the next trial
+                # another sweep on a shared storage finished this trial (two machines popped the same queued
+                # trial, which SQLite's lack of row locks allows): its row counts it; this one asks the next
                 continue
             done += 1
             log.add(
@@ -237,11 +236,6 @@ class _OutOfTime(Exception):
     pass
 
 
-class _Taken(Exception):
-    """Another sweep on a shared storage finished this trial: two machines popped the same queued trial, which
-    SQLite's lack of row locks allows (measured: the incumbent's trial, on a busy machine)."""
-
-
 def _evaluate(session, data, params: dict, trial, deadline: float, clock: dict):
     """(state, value, folds done, reason): complete with the mean, pruned, cut by the deadline, or fail."""
     out = engine.Outcome("ok")
@@ -249,10 +243,7 @@ def _evaluate(session, data, params: dict, trial, deadline: float, clock: dict):
     def on_fold(i, score, fit_s):
         now = time.monotonic()
         clock["fold_s"] = max(clock["fold_s"], out.fold_s[-1])  # the fold's own time, not the sandbox's start
-        try:
-            trial.report(sum(out.scores) / len(out.scores), i)
-        except _finished_error() as e:
-            raise _Taken from e
+        trial.report(sum(out.scores) / len(out.scores), i)
         if i < len(data.folds) - 1:
             if trial.should_prune():
                 raise engine.Pruned
@@ -261,8 +252,6 @@ def _evaluate(session, data, params: dict, trial, deadline: float, clock: dict):
 
     try:
         engine.run_folds(session, data, out, params=params, on_fold=on_fold)
-    except _Taken:
-        return "taken", None, len(out.scores), "another machine finished this trial"
     except engine.Pruned:
         return "pruned", sum(out.scores) / len(out.scores), len(out.scores), None
     except _OutOfTime:
@@ -276,12 +265,6 @@ def _evaluate(session, data, params: dict, trial, deadline: float, clock: dict):
     if out.status != "ok":
         return "fail", None, len(out.scores), out.reason
     return "complete", out.mean, len(out.scores), None
-
-
-def _finished_error():
-    import optuna
-
-    return optuna.exceptions.UpdateFinishedTrialError
 
 
 def _suggest(trial, d: search_space.Dim):
