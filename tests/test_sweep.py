@@ -368,11 +368,37 @@ def test_two_machines_share_one_study_through_a_database(proj, tmp_path):
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     hosts = [json.loads((cwd / ".autoresearch/runs/sw/sweep.json").read_text()) for cwd in (proj.path, other)]
     counts = [h["this_sweep"]["trials"] for h in hosts]
-    assert all(counts) and sum(counts) == len(trials), (counts, len(trials), outs)
+    assert all(counts) and sum(counts) == len(trials), (counts, len(trials), [o[-800:] for o in outs])
     best = max((t for t in trials if t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: t.value)
     # the machine whose sweep ended last saw every trial: its hand-off is the study's best
     assert best.number in [h["best_trial"] for h in hosts], (best.number, hosts)
     proj.git("checkout", "--", "train.py")
+
+
+def test_a_storage_that_fails_is_said_not_traced(proj, tmp_path):
+    """A database that is not one stops the sweep with its reason; a worker whose study cannot be read says
+    why in the sweep's errors (a thread that died in silence once left a sweep of no trials that looked fine)."""
+    from autoresearch import config, study
+
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database, " * 512)
+    r = proj.cli("sweep", "--no-step", "--storage", f"sqlite:///{junk}", "--budget", "30", "--trials", "2")
+    assert r.returncode != 0 and "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "could not be opened (DatabaseError: " in r.stdout + r.stderr, r.stdout + r.stderr
+    assert proj.git("status", "--porcelain", "train.py") == ""
+
+    cfg = config.load_config(proj.path)
+    url = f"sqlite:///{tmp_path}/empty.db"
+    plan = study.Plan(
+        tag="sw", study="never-made", storage=study.Storage("rdb", url), workers=1, trials=[1], n_jobs=1,
+        maximize=True, dims=[], current={}, seed=0, deadline=time.monotonic() + 30,
+    )  # fmt: skip
+    log = study.Log("roc_auc", True, tty=False)
+    study._work(0, cfg, proj.path / "train.py", plan, None, log, tmp_path / "w.log")
+    assert log.trials == [] and len(log.errors) == 1 and log.errors[0].startswith("worker 0: KeyError: "), log.errors
+
+    leaky = study.Storage("rdb", "postgresql://ann:hunter2@db.example/opt")
+    assert "hunter2" not in study.said(RuntimeError("auth for ann:hunter2 failed"), leaky)
 
 
 def _workers(root: int) -> set[int]:

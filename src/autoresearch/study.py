@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import socket
 import statistics
 import sys
@@ -20,8 +21,9 @@ import time
 import warnings
 from pathlib import Path
 
-from autoresearch import engine, search_space
+from autoresearch import engine, search_space, text
 from autoresearch.config import Config
+from autoresearch.errors import UserError
 
 SOFT_MARGIN_S = 1.5  # trials stop starting folds this long before the hard deadline
 FOLD_SLACK = 1.3  # a fold starts only if 1.3x the slowest fold so far still ends before that
@@ -29,6 +31,7 @@ FINAL_READ_S = 1.0  # kept back, with a shared storage, to read the study's best
 TIES_AFTER = 3  # complete trials before a trial that only ties the median is pruned too
 PRUNER_STARTUP_TRIALS = 1  # the incumbent PARAMS, in full, is the first yardstick
 MAX_FAILURES_IN_A_ROW = 5
+SQLITE_BUSY_S = 60
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +152,13 @@ def run(cfg: Config, train_py: Path, plan: Plan, log: Log, log_dir: Path) -> Non
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    study = open_study(plan, optuna)
+    try:
+        study = open_study(plan, optuna)
+    except Exception as e:  # noqa: BLE001 - a database that is down, locked or not Optuna's: said, not traced
+        raise UserError(
+            f"--storage: the study {plan.study!r} could not be opened ({said(e, plan.storage)}); check the URL "
+            "and that the database answers, then sweep again"
+        ) from e
     log.before = study_state(study, plan, optuna)
     plan.trials_before = log.before["trials"]
     log.deadline = plan.deadline
@@ -170,10 +179,31 @@ def run(cfg: Config, train_py: Path, plan: Plan, log: Log, log_dir: Path) -> Non
         t.join()
     if shared and time.monotonic() < plan.deadline + FINAL_READ_S:
         # a shared study has grown on other machines meanwhile: its best and totals are the study's, not ours
-        log.final = study_state(open_study(plan, optuna, load=True), plan, optuna)
+        try:
+            log.final = study_state(open_study(plan, optuna, load=True), plan, optuna)
+        except Exception as e:  # noqa: BLE001 - this sweep's own trials are known and still handed off
+            log.error(
+                f"the shared study could not be read once more ({said(e, plan.storage)}); totals are this sweep's"
+            )
 
 
 def _work(i: int, cfg: Config, train_py: Path, plan: Plan, data, log: Log, log_path: Path) -> None:
+    """One worker's trials. Whatever ends it early is said in `log`: a thread that died in silence would leave
+    a sweep of no trials that still looks fine (seen: a shared study's storage failing mid-sweep)."""
+    session = engine.Session(
+        cfg, train_py, deadline=plan.deadline + SOFT_MARGIN_S, log_path=log_path, n_jobs=plan.n_jobs
+    )
+    try:
+        _trials(i, session, plan, data, log)
+    except engine.Ended as e:
+        log.error(f"worker {i}: the sandbox ended ({session.reason or e})")
+    except Exception as e:  # noqa: BLE001 - the storage, Optuna or this code: the sweep reports it, once
+        log.error(f"worker {i}: {said(e, plan.storage)}")
+    finally:
+        session.close()
+
+
+def _trials(i: int, session: engine.Session, plan: Plan, data, log: Log) -> None:
     import optuna
 
     study = open_study(plan, optuna, load=True, worker=i)
@@ -181,55 +211,47 @@ def _work(i: int, cfg: Config, train_py: Path, plan: Plan, data, log: Log, log_p
     clock = {"fold_s": 0.0}
     done = failures = 0
     attrs = {"worker": i, "host": socket.gethostname(), "pid": os.getpid(), "started": _started(os.getpid())}
-    session = engine.Session(
-        cfg, train_py, deadline=plan.deadline + SOFT_MARGIN_S, log_path=log_path, n_jobs=plan.n_jobs
-    )
     states = optuna.trial.TrialState
-    try:
-        session.start()
-        while (quota is None or done < quota) and time.monotonic() + FOLD_SLACK * clock["fold_s"] < plan.deadline:
-            trial = study.ask()
-            trial.set_user_attr("sweep", attrs)
-            picked = {d.name: _suggest(trial, d) for d in plan.dims}
-            t0 = time.monotonic()
-            try:
-                state, value, n, reason = _evaluate(session, data, picked, trial, plan.deadline, clock)
-                if state == "complete":
-                    study.tell(trial, value)
-                else:
-                    study.tell(trial, state=states.PRUNED if state == "pruned" else states.FAIL)
-            except SweepViolation as e:
-                study.tell(trial, state=states.FAIL)
-                log.violations.extend(e.args[0])
-                return
-            except optuna.exceptions.UpdateFinishedTrialError:
-                # another sweep on a shared storage finished this trial (two machines popped the same queued
-                # trial, which SQLite's lack of row locks allows): its row counts it; this one asks the next
-                continue
-            done += 1
-            log.add(
-                {
-                    "worker": i,
-                    "number": trial.number,
-                    "state": state,
-                    "value": value,
-                    "folds": n,
-                    "s": round(time.monotonic() - t0, 3),
-                    "params": picked,
-                    "reason": reason,
-                }
-            )
-            if state == "cut":
-                return
-            failures = failures + 1 if state == "fail" else 0
-            if state == "fail" and (picked == plan.current or failures >= MAX_FAILURES_IN_A_ROW):
-                why = "the current PARAMS fail" if picked == plan.current else f"{failures} trials in a row failed"
-                log.error(f"{why}: {reason}")
-                return
-    except engine.Ended as e:
-        log.error(f"worker {i}: the sandbox ended ({session.reason or e})")
-    finally:
-        session.close()
+    session.start()
+    while (quota is None or done < quota) and time.monotonic() + FOLD_SLACK * clock["fold_s"] < plan.deadline:
+        trial = study.ask()
+        trial.set_user_attr("sweep", attrs)
+        picked = {d.name: _suggest(trial, d) for d in plan.dims}
+        t0 = time.monotonic()
+        try:
+            state, value, n, reason = _evaluate(session, data, picked, trial, plan.deadline, clock)
+            if state == "complete":
+                study.tell(trial, value)
+            else:
+                study.tell(trial, state=states.PRUNED if state == "pruned" else states.FAIL)
+        except SweepViolation as e:
+            study.tell(trial, state=states.FAIL)
+            log.violations.extend(e.args[0])
+            return
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # another sweep on a shared storage finished this trial (two machines popped the same queued
+            # trial, which SQLite's lack of row locks allows): its row counts it; this one asks the next
+            continue
+        done += 1
+        log.add(
+            {
+                "worker": i,
+                "number": trial.number,
+                "state": state,
+                "value": value,
+                "folds": n,
+                "s": round(time.monotonic() - t0, 3),
+                "params": picked,
+                "reason": reason,
+            }
+        )
+        if state == "cut":
+            return
+        failures = failures + 1 if state == "fail" else 0
+        if state == "fail" and (picked == plan.current or failures >= MAX_FAILURES_IN_A_ROW):
+            why = "the current PARAMS fail" if picked == plan.current else f"{failures} trials in a row failed"
+            log.error(f"{why}: {reason}")
+            return
 
 
 class _OutOfTime(Exception):
@@ -342,13 +364,25 @@ def _rdb_storage(url: str, optuna, attempts: int = 6):
     and the others fail on a duplicate row. Opening again finds the schema in place."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    # SQLite locks the whole file per write: sweeps sharing one wait for each other's writes (a busy machine
+    # can hold one past SQLite's default 5 s) rather than fail with "database is locked"
+    kwargs = {"connect_args": {"timeout": SQLITE_BUSY_S}} if url.startswith("sqlite") else {}
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(url)
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
         except SQLAlchemyError:
             if attempt == attempts - 1:
                 raise
             time.sleep(0.2 * (attempt + 1) + 0.1 * (os.getpid() % 5))
+
+
+def said(e: Exception, storage: Storage) -> str:
+    """An exception on one line, without the storage's password: a database driver may echo what it was given."""
+    words = str(e)
+    secret = re.search(r"://[^:/@]+:([^@]+)@", storage.where)
+    if secret:
+        words = words.replace(secret.group(1), "***")
+    return f"{type(e).__name__}: {text.shown(words, 300)}"
 
 
 def _picked(trial, names: list[str]) -> dict:

@@ -326,7 +326,7 @@ def _hand_off(
     where = "the run's own journal" if plan.storage.default else describe_storage(plan.storage, cfg.root)
     print(f"sweep: {here} (study {plan.study}: {totals['trials']} trials in all, on {where})")
     for reason in log.errors[-1:]:
-        print(f"worker: {reason}")
+        print(f"sweep stopped: {reason}")
     if best is None:
         print(
             "no trial completed, so train.py is unchanged and there is nothing to step; give a larger --budget "
