@@ -104,8 +104,9 @@ def drop_privileges(libc=None) -> None:
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
 
 
-def probe(scratch_mb: int = 16) -> str | None:
-    """None when folds can be isolated here, else why not (checked in a throwaway fork)."""
+def start_probe(scratch_mb: int = 16) -> tuple[int, int]:
+    """Whether folds can be isolated here, asked of a throwaway fork that tries: returns at once (its pid, the
+    pipe its answer comes on), so the kernel answers while the caller imports; `answer` reads it."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -119,7 +120,13 @@ def probe(scratch_mb: int = 16) -> str | None:
             os.write(w, str(e).encode()[:500] or type(e).__name__.encode())
         os._exit(0)
     os.close(w)
+    return pid, r
+
+
+def answer(started: tuple[int, int]) -> str | None:
+    """None when folds can be isolated here, else why not."""
+    pid, r = started
     with os.fdopen(r, "rb") as f:
-        answer = f.read().decode(errors="replace")
+        said = f.read().decode(errors="replace")
     os.waitpid(pid, 0)
-    return None if answer == "ok" else answer or "the probe died"
+    return None if said == "ok" else said or "the probe died"

@@ -124,6 +124,10 @@ class Lane:
             "N_JOBS": self.n_jobs,
         }
         self._send(wire.PICKLE, pickle.dumps(init))
+        try:  # the first fold's process is asked for now: the worker forks it the moment its imports are done
+            self._spare = self._open()
+        except Ended:
+            pass  # the worker died at once: ready() reports it
 
     def ready(self) -> None:
         """Wait for the worker's imports; raises Ended if the sandbox died or ran out of time first."""

@@ -45,6 +45,10 @@ def main(argv: list[str]) -> int:
     init = pickle.loads(payload)  # from our own parent: the one direction pickles travel
     t0 = time.perf_counter()
     _harden(init)
+    if init["isolate"]:  # forked before the imports: a small process, and the kernel answers while they run
+        from autoresearch import isolation
+
+        probing = isolation.start_probe(init["scratch_mb"])
     for name in init["preload"]:  # what train.py imports, so each fold pays for train.py's own body only
         try:
             __import__(name)
@@ -55,11 +59,7 @@ def main(argv: list[str]) -> int:
     if any(name.split(".")[0] == "sklearn" for name in init["preload"]):
         _warm_sklearn()
     frames = {part: pd.read_parquet(path) for part, path in init["features"].items()}
-    why = None
-    if init["isolate"]:
-        from autoresearch import isolation
-
-        why = isolation.probe(init["scratch_mb"])
+    why = isolation.answer(probing) if init["isolate"] else None
     isolated = init["isolate"] and why is None
     wire.send_json(
         ctl, {"event": "ready", "import_s": round(time.perf_counter() - t0, 3), "isolated": isolated, "why": why}
