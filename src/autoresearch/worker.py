@@ -45,6 +45,7 @@ def main(argv: list[str]) -> int:
     init = pickle.loads(payload)  # from our own parent: the one direction pickles travel
     t0 = time.perf_counter()
     _harden(init)
+    probing = None
     if init["isolate"]:  # forked before the imports: a small process, and the kernel answers while they run
         from autoresearch import isolation
 
@@ -59,7 +60,7 @@ def main(argv: list[str]) -> int:
     if any(name.split(".")[0] == "sklearn" for name in init["preload"]):
         _warm_sklearn()
     frames = {part: pd.read_parquet(path) for part, path in init["features"].items()}
-    why = isolation.answer(probing) if init["isolate"] else None
+    why = isolation.answer(probing) if probing else None
     isolated = init["isolate"] and why is None
     wire.send_json(
         ctl, {"event": "ready", "import_s": round(time.perf_counter() - t0, 3), "isolated": isolated, "why": why}
